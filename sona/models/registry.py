@@ -1,0 +1,54 @@
+"""Model registry: the names an experiment YAML may use for ``models[i].model``.
+
+Model owners add one line to :data:`MODELS` per model. Experiments build models by name
+with :func:`build_model`, whose parameters are checked strictly against the model's config
+dataclass, so a typo in a YAML fails at load time with the valid keys listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sona.config import from_dict
+from sona.errors import ConfigError
+from sona.models.base import Recommender
+from sona.models.ease import EASE
+from sona.models.popularity import Popularity
+
+#: model name (as written in experiment YAML) -> Recommender subclass
+MODELS: dict[str, type[Recommender[Any]]] = {
+    "popularity": Popularity,
+    "ease": EASE,
+}
+
+
+def get_model_class(name: str) -> type[Recommender[Any]]:
+    """The Recommender class registered under ``name``.
+
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the valid names.
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def build_model(name: str, params: Mapping[str, Any] | None = None, *,
+                where: str = "") -> Recommender[Any]:
+    """An unfitted model ``name`` configured by ``params`` (strict keys and types).
+
+    Args:
+        name: a key of :data:`MODELS`.
+        params: config fields of the model; missing ones take the dataclass defaults.
+        where: dotted prefix for error messages (e.g. ``"models[2].params."``).
+
+    Raises:
+        ConfigError: unknown model, unknown parameter (valid keys listed) or a wrong type.
+    """
+    cls = get_model_class(name)
+    config = from_dict(cls.config_class, dict(params or {}), where=where)
+    return cls(config)
