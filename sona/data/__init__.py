@@ -2,5 +2,26 @@
 
 from sona.data.ids import IdIndex
 from sona.data.interactions import Catalog, Interactions, load_interactions
+from sona.data.splits import (
+    Split,
+    SplitConfig,
+    leave_last_out,
+    make_split,
+    random_split,
+    stratified_split,
+    temporal_split,
+)
 
-__all__ = ["Catalog", "IdIndex", "Interactions", "load_interactions"]
+__all__ = [
+    "Catalog",
+    "IdIndex",
+    "Interactions",
+    "Split",
+    "SplitConfig",
+    "leave_last_out",
+    "load_interactions",
+    "make_split",
+    "random_split",
+    "stratified_split",
+    "temporal_split",
+]
