@@ -1,7 +1,11 @@
 """Recommender models: one per module, all under the contract of :mod:`sona.models.base`."""
 
+from sona.models.als import ALS, ALSConfig
 from sona.models.base import Recommender
+from sona.models.bpr import BPR, BPRConfig
 from sona.models.ease import EASE, EASEConfig
+from sona.models.item_knn import ItemKNN, ItemKNNConfig
 from sona.models.popularity import Popularity, PopularityConfig
 
-__all__ = ["EASE", "EASEConfig", "Popularity", "PopularityConfig", "Recommender"]
+__all__ = ["ALS", "BPR", "EASE", "ALSConfig", "BPRConfig", "EASEConfig", "ItemKNN",
+           "ItemKNNConfig", "Popularity", "PopularityConfig", "Recommender"]

@@ -12,14 +12,20 @@ from typing import Any
 
 from sona.config import from_dict
 from sona.errors import ConfigError
+from sona.models.als import ALS
 from sona.models.base import Recommender
+from sona.models.bpr import BPR
 from sona.models.ease import EASE
+from sona.models.item_knn import ItemKNN
 from sona.models.popularity import Popularity
 
 #: model name (as written in experiment YAML) -> Recommender subclass
 MODELS: dict[str, type[Recommender[Any]]] = {
     "popularity": Popularity,
     "ease": EASE,
+    "itemknn": ItemKNN,
+    "als": ALS,
+    "bpr": BPR,
 }
 
 

@@ -1,0 +1,96 @@
+"""Item-based k-nearest-neighbours (Sarwar et al., WWW 2001; Deshpande & Karypis, TOIS 2004).
+
+Similarity is the shrunk cosine of item columns of the user x item matrix ``X``::
+
+    sim(i, j) = x_i . x_j / (||x_i|| * ||x_j|| + shrinkage)
+
+with ``sim(i, i) = 0``. Each item column ``j`` of ``S`` keeps only its ``n_neighbors``
+largest similarities, so the score of item ``j`` for user ``u`` (``X[u] @ S[:, j]``) sums
+over the user's items that are among ``j``'s nearest neighbours. ``S`` stays sparse: memory
+is ``n_items * n_neighbors`` entries, not ``n_items**2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from sona.data.interactions import Interactions
+from sona.models.base import Recommender
+from sona.types import IndexArray
+
+
+@dataclass(frozen=True, slots=True)
+class ItemKNNConfig:
+    """ItemKNN settings (defaults tuned on ML-100K, stratified 75/25, nDCG@10)."""
+
+    # neighbours kept per target item column of the similarity matrix (count, >= 1)
+    n_neighbors: int = 100
+    # shrinkage added to the cosine denominator; damps similarities from few co-occurrences
+    shrinkage: float = 10.0
+    # use binary interactions (True) or the weight column (False)
+    binary: bool = True
+
+
+class ItemKNN(Recommender[ItemKNNConfig]):
+    """Cosine item-item neighbourhood model with shrinkage and top-k pruning."""
+
+    config_class = ItemKNNConfig
+
+    #: items x items CSR; column j holds the n_neighbors most similar items to item j
+    similarity_: sp.csr_matrix
+
+    def _fit(self, matrix: sp.csr_matrix, data: Interactions) -> None:
+        cfg = self.config
+        if cfg.n_neighbors < 1:
+            raise ValueError(f"n_neighbors must be >= 1, got {cfg.n_neighbors}")
+        if cfg.shrinkage < 0:
+            raise ValueError(f"shrinkage must be >= 0, got {cfg.shrinkage}")
+        x = self._inputs(matrix).astype(np.float64)
+        gram = (x.T @ x).tocoo()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        keep = gram.row != gram.col
+        rows, cols = gram.row[keep], gram.col[keep]
+        denom = norms[rows] * norms[cols] + cfg.shrinkage
+        # a zero denominator only occurs for an all-zero column with shrinkage 0: its dot is 0
+        sims = np.divide(gram.data[keep], denom, out=np.zeros(len(rows)), where=denom > 0)
+        self.similarity_ = _prune_columns(rows, cols, sims, x.shape[1], cfg.n_neighbors)
+
+    def _inputs(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        if self.config.binary:
+            return (matrix > 0).astype(np.float32)
+        return matrix.astype(np.float32)
+
+    def _score_users(self, user_idx: IndexArray) -> NDArray[np.float32]:
+        return (self._inputs(self.seen_[user_idx]) @ self.similarity_).toarray()
+
+    def _similar_items(self, item_idx: IndexArray) -> NDArray[np.float32]:
+        # column i holds item i's own nearest neighbours
+        return self.similarity_[:, item_idx].T.toarray()
+
+    def _state(self) -> dict[str, np.ndarray]:
+        s = self.similarity_
+        return {"data": s.data, "indices": s.indices, "indptr": s.indptr,
+                "shape": np.asarray(s.shape, dtype=np.int64)}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        shape = tuple(int(v) for v in state["shape"])
+        self.similarity_ = sp.csr_matrix((state["data"], state["indices"], state["indptr"]),
+                                         shape=shape)
+
+
+def _prune_columns(rows: NDArray[np.int32], cols: NDArray[np.int32], sims: NDArray[np.float64],
+                   n_items: int, n_neighbors: int) -> sp.csr_matrix:
+    """Keep the ``n_neighbors`` largest positive entries of each column (ties: lower row)."""
+    positive = sims > 0
+    rows, cols, sims = rows[positive], cols[positive], sims[positive]
+    order = np.lexsort((rows, -sims, cols))
+    rows, cols, sims = rows[order], cols[order], sims[order]
+    starts = np.searchsorted(cols, np.arange(n_items))
+    rank = np.arange(len(cols)) - starts[cols]
+    top = rank < n_neighbors
+    return sp.csr_matrix((sims[top].astype(np.float32), (rows[top], cols[top])),
+                         shape=(n_items, n_items))
