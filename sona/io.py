@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,3 +199,37 @@ def load_model_dir(path: PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
         vals = frame.loc[frame["kind"] == kind, "id"].to_numpy()
         ids[kind] = vals.astype(np.int64) if dtype == "int64" else vals.astype(str).astype(object)
     return config, arrays, ids
+
+
+# --- npz caches ----------------------------------------------------------------------
+
+def read_npz(path: PathLike) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file (``allow_pickle=False``); ``{}`` when absent.
+
+    Raises:
+        DataError: the file exists but is not a readable npz archive.
+    """
+    p = Path(path)
+    if not p.exists():
+        return {}
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read npz archive: {exc}", path=p) from exc
+
+
+def write_npz_atomic(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to ``path`` via a temporary file and rename, so readers never see half.
+
+    Object arrays are refused (no pickles).
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; refusing to pickle")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, p)
