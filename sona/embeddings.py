@@ -272,7 +272,8 @@ class TfidfEncoder:
         if not texts:
             raise ValueError("TfidfEncoder.fit needs at least one text")
         vectorizer = TfidfVectorizer(max_features=self.config.max_features, sublinear_tf=True,
-                                     ngram_range=(1, self.config.ngram_max), strip_accents="unicode")
+                                     ngram_range=(1, self.config.ngram_max),
+                                     strip_accents="unicode")
         tfidf = vectorizer.fit_transform(texts)
         self.vectorizer_ = vectorizer
         n_comp = min(self.config.n_components, tfidf.shape[1] - 1, tfidf.shape[0] - 1)

@@ -6,7 +6,13 @@ import pytest
 
 from sona.data.interactions import Catalog
 from sona.embeddings import (
-    EncoderConfig, TextEncoder, TfidfConfig, TfidfEncoder, catalog_texts, kg_facts, text_key,
+    EncoderConfig,
+    TextEncoder,
+    TfidfConfig,
+    TfidfEncoder,
+    catalog_texts,
+    kg_facts,
+    text_key,
 )
 from sona.errors import ConfigError, NotFittedError
 
@@ -65,7 +71,7 @@ def test_bad_inputs(encoder):
         encoder.encode(["ok", 3])
     assert encoder.encode([]).shape == (0, 384)
     with pytest.raises(ConfigError, match="hub downloads are off"):
-        TextEncoder(EncoderConfig(model="sentence-transformers/unknown", cache_dir=None)).dim
+        _ = TextEncoder(EncoderConfig(model="sentence-transformers/unknown", cache_dir=None)).dim
 
 
 def test_unnormalised_vectors_share_the_cache(encoder):
