@@ -106,7 +106,7 @@ class IdIndex:
         arr = self._coerce(ids).ravel()
         idx = self._index.get_indexer(arr).astype(np.int64)
         if missing == "error" and (idx < 0).any():
-            raise UnknownIdError(self.kind, arr[idx < 0])
+            raise UnknownIdError(self.kind, arr[idx < 0].tolist())
         return idx
 
     def number(self, id_: Any) -> int:
