@@ -16,11 +16,11 @@ from typing import Any, Literal
 from sona import config as sona_config
 from sona.data.splits import SplitConfig
 from sona.errors import ConfigError
+from sona.metrics import METRIC_NAMES
 from sona.models.registry import build_model
 
 #: metric names ``sona.metrics.evaluate`` understands
-KNOWN_METRICS = ("precision", "recall", "ndcg", "map", "map_min_k", "mrr", "hit_rate",
-                 "novelty", "coverage", "personalization")
+KNOWN_METRICS: tuple[str, ...] = METRIC_NAMES
 
 DEFAULT_METRICS = ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage",
                    "novelty", "personalization"]
