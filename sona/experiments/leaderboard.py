@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from sona import io
@@ -90,20 +91,29 @@ def _all_rows(result: ExperimentResult) -> list[LeaderboardRow]:
     return [*result.rows, *result.published]
 
 
+_SHORT = {"precision": "P", "recall": "R", "ndcg": "nDCG", "map": "MAP", "map_min_k": "MAPk",
+          "mrr": "MRR", "hit_rate": "HR", "coverage": "cov", "novelty": "nov",
+          "personalization": "pers"}
+
+
 def leaderboard_table(result: ExperimentResult) -> Table:
-    """A rich table of SONA rows then published rows (printed by ``sona run``)."""
+    """A compact rich table: SONA rows, then published rows (dim, marked "pub")."""
     cfg = result.config
-    table = Table(title=f"{cfg.name}: leaderboard (sorted by {_header(result.sort_metric, cfg.k)})")
-    table.add_column("model")
-    table.add_column("source")
+    table = Table(title=f"{cfg.name} (sorted by {_header(result.sort_metric, cfg.k)})",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", no_wrap=True)
+    table.add_column("src", no_wrap=True)
     for metric in cfg.metrics:
-        table.add_column(_header(metric, cfg.k), justify="right")
-    table.add_column("fit s", justify="right")
-    table.add_column("rec s", justify="right")
-    table.add_column("run", justify="left")
+        short = _SHORT.get(metric, metric)
+        head = short if metric in ("coverage", "personalization", "novelty") else f"{short}@{cfg.k}"
+        table.add_column(head, justify="right", no_wrap=True)
+    table.add_column("fit s", justify="right", no_wrap=True)
+    table.add_column("rec s", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
     for row in _all_rows(result):
         style = "dim" if row.source == "published" else None
-        table.add_row(row.name, row.source, *(_fmt(row.metrics.get(m)) for m in cfg.metrics),
+        table.add_row(row.name, "pub" if row.source == "published" else "sona",
+                      *(_fmt(row.metrics.get(m), 3) for m in cfg.metrics),
                       _fmt(row.fit_s, 2), _fmt(row.recommend_s, 2),
                       (row.run_id or "")[:8], style=style)
     return table
