@@ -201,6 +201,10 @@ def load_interactions(
         raise DataError(f"column {absent[0]!r} not in file; found {list(frame.columns)}",
                         path=path, column=absent[0])
     renamed = frame.rename(columns={v: k for k, v in mapping.items()})
+    missing = [c for c in REQUIRED_COLUMNS if c not in renamed.columns]
+    if missing:  # report the file's own header, not the empty canonical selection
+        raise DataError(f"missing column(s) {missing}; found {list(frame.columns)}; "
+                        f"map them with columns=", path=path, column=missing[0])
     keep = [c for c in INTERACTION_COLUMNS if c in renamed.columns]
     return Interactions.from_frame(renamed[keep], source=path)
 
