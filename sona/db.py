@@ -1,0 +1,52 @@
+"""SQLAlchemy engines for SONA's small relational stores (profiles, API keys, adapters, audit).
+
+One helper so every store gets the same SQLite settings: WAL journal (readers never block
+the writer), a busy timeout instead of "database is locked" errors under concurrent
+requests, and connections usable from the server's worker threads. Any other SQLAlchemy URL
+(PostgreSQL via psycopg) is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+#: seconds a writer waits for SQLite's lock before failing
+_BUSY_TIMEOUT_S = 30
+
+
+def sqlite_url(path: str | Path) -> str:
+    """``sqlite:///<absolute path>`` for a database file (its folder is created)."""
+    p = Path(path).resolve()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{p}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and cross-thread use.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///serving/sona.db`` or ``sqlite://`` (memory).
+    """
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_S}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    return engine
+
+
+__all__ = ["make_engine", "sqlite_url"]
