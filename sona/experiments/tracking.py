@@ -53,10 +53,18 @@ _MAX_PARAM = 6000
 MODEL_ARTIFACT = "model"
 
 
+#: the checkout SONA's code runs from (an editable install); its HEAD identifies the code
+_SOURCE_DIR = Path(__file__).resolve().parent
+
+
 def git_sha(cwd: str | Path | None = None) -> str:
-    """``git rev-parse HEAD`` of ``cwd`` (default: the working directory), or "unknown"."""
+    """``git rev-parse HEAD`` of ``cwd`` (default: SONA's own source folder), or "unknown".
+
+    The default is the code's checkout, not the working directory, so the tag names the
+    code that produced a run wherever ``sona run`` is started from.
+    """
     try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or _SOURCE_DIR, capture_output=True,
                               text=True, check=False, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
