@@ -73,7 +73,8 @@ def read_atomic(path: PathLike) -> pd.DataFrame:
     if not p.exists():
         raise DataError("file not found", path=p)
     try:
-        header = p.open(encoding="utf-8").readline().rstrip("\n").split("\t")
+        with p.open(encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\n").split("\t")
     except UnicodeDecodeError as exc:
         raise DataError("not UTF-8 text", path=p) from exc
     names, dtypes = [], {}
@@ -89,6 +90,9 @@ def read_atomic(path: PathLike) -> pd.DataFrame:
                             quoting=3, encoding="utf-8")
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"cannot parse atomic file: {str(exc).splitlines()[0]}", path=p) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas made the extra leading fields an index
+        raise DataError(f"first data row has more fields than the {len(names)} in the header",
+                        path=p, row=1)
     return frame
 
 
