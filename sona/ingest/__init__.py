@@ -1,0 +1,1 @@
+"""Ingestion: raw platform feeds -> normalised records -> resolved, scored catalog items."""
