@@ -14,7 +14,7 @@ _EXPORTS = {
     "TrackingConfig": "spec", "load_experiment": "spec",
     "ExperimentResult": "results", "LeaderboardRow": "results", "ModelResult": "results",
     "run_experiment": "runner",
-    "Tracker": "tracking", "RunSummary": "tracking",
+    "Tracker": "tracking", "RunSummary": "tracking", "git_sha": "provenance",
     "PairedComparison": "stats", "compare": "stats", "paired_bootstrap": "stats",
     "wilcoxon_p": "stats",
     "leaderboard_table": "leaderboard", "write_leaderboard": "leaderboard",

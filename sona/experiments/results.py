@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from sona.experiments.spec import ExperimentConfig
-from sona.experiments.stats import PairedComparison
 from sona.metrics import summarize
 from sona.models.base import Recommender
+
+if TYPE_CHECKING:
+    from sona.experiments.stats import PairedComparison
 
 
 @dataclass

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,12 +24,15 @@ from sona.data.sources import load_ml100k
 from sona.data.splits import make_split
 from sona.errors import ConfigError, DataError
 from sona.experiments import leaderboard
+from sona.experiments.provenance import git_sha
 from sona.experiments.results import ExperimentResult, ModelResult
 from sona.experiments.spec import DatasetConfig, ExperimentConfig, ModelSpec, validate
 from sona.experiments.stats import compare
-from sona.experiments.tracking import ActiveRun, Tracker, git_sha
 from sona.metrics import evaluate
 from sona.models.registry import build_model
+
+if TYPE_CHECKING:
+    from sona.experiments.tracking import ActiveRun, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> Experi
     sha = git_sha()
     tags = {"git_sha": sha, "sona.dataset": config.dataset.name,
             **{f"dataset.md5.{name}": value for name, value in md5.items()}}
-    tracker = Tracker(config.tracking) if config.tracking.enabled else None
+    tracker = _tracker(config)
     sort_metric = leaderboard.sort_metric_of(config.metrics)
     result = ExperimentResult(config=config, models=[], rows=[], published=[],
                               sort_metric=sort_metric, data_stats=stats, dataset_md5=md5,
@@ -160,6 +163,15 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> Experi
                 if value is not None:
                     parent.log_metrics({f"best_{sort_metric}_at_{config.k}": value})
     return result
+
+
+def _tracker(config: ExperimentConfig) -> Tracker | None:
+    if not config.tracking.enabled:
+        return None
+    # imported here: MLflow takes seconds to import and --no-track runs never need it
+    from sona.experiments.tracking import Tracker
+
+    return Tracker(config.tracking)
 
 
 def _rank(result: ExperimentResult) -> None:

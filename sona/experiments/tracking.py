@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sona.errors import ConfigError
+from sona.experiments.provenance import git_sha
 from sona.experiments.spec import TrackingConfig
 from sona.models.base import Recommender
 
@@ -41,6 +41,8 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+__all__ = ["MODEL_ARTIFACT", "ActiveRun", "RunSummary", "Tracker", "git_sha"]
+
 # alembic prints every sqlite migration at INFO on first use; mlflow logs chatty INFO
 for _name in ("mlflow", "alembic", "alembic.runtime.migration"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -51,25 +53,6 @@ _BATCH = 100
 _MAX_PARAM = 6000
 #: the artifact path the Recommender directory is logged under
 MODEL_ARTIFACT = "model"
-
-
-#: the checkout SONA's code runs from (an editable install); its HEAD identifies the code
-_SOURCE_DIR = Path(__file__).resolve().parent
-
-
-def git_sha(cwd: str | Path | None = None) -> str:
-    """``git rev-parse HEAD`` of ``cwd`` (default: SONA's own source folder), or "unknown".
-
-    The default is the code's checkout, not the working directory, so the tag names the
-    code that produced a run wherever ``sona run`` is started from.
-    """
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or _SOURCE_DIR, capture_output=True,
-                              text=True, check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = proc.stdout.strip()
-    return sha if proc.returncode == 0 and sha else "unknown"
 
 
 @dataclass(frozen=True, slots=True)
