@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,20 +27,20 @@ _HELP = (
 
 @app.command("run", help=_HELP)
 def run_command(
-    config: Path = typer.Argument(..., help="experiment YAML, e.g. experiments/ml100k-baselines.yaml"),
-    overrides: list[str] = typer.Option(
-        [], "--set", metavar="KEY=VALUE",
-        help="override a YAML value (repeatable), e.g. --set split.seed=7",
-    ),
-    no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    config: Annotated[Path, typer.Argument(
+        help="experiment YAML, e.g. experiments/ml100k-baselines.yaml")],
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="override a YAML value (repeatable), e.g. --set split.seed=7")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="do not log to MLflow")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     # imported here so `sona --help` stays fast (the runner imports MLflow)
     from sona.experiments.leaderboard import leaderboard_table
     from sona.experiments.runner import run_experiment, with_tracking
     from sona.experiments.spec import load_experiment
 
-    experiment = load_experiment(config, overrides)
+    experiment = load_experiment(config, overrides or [])
     if no_track:
         experiment = with_tracking(experiment, False)
     result = run_experiment(experiment, progress=not quiet)

@@ -56,5 +56,5 @@ def build_model(name: str, params: Mapping[str, Any] | None = None, *,
         ConfigError: unknown model, unknown parameter (valid keys listed) or a wrong type.
     """
     cls = get_model_class(name)
-    config = from_dict(cls.config_class, dict(params or {}), where=where)
+    config: Any = from_dict(cls.config_class, dict(params or {}), where=where)
     return cls(config)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sona.errors import ConfigError
-from sona.experiments.spec import TrackingConfig
 from sona.experiments.provenance import git_sha
+from sona.experiments.spec import TrackingConfig
 from sona.experiments.tracking import Tracker
 from sona.models import EASE, EASEConfig, Popularity, Recommender
 from sona.testing.fixtures import random_interactions
