@@ -242,6 +242,28 @@ class CatalogStore:
             yield from batch
             last = batch[-1].canonical_id
 
+    def set_quality_scores(self, scores: Mapping[str, float], *, actor: Actor = SYSTEM) -> int:
+        """Bulk-set ``data_quality_score`` (one audit row for the batch); returns #changed.
+
+        Bookkeeping times are untouched: a recomputed score is not a content update, and
+        bumping ``last_updated`` would reset the freshness the score decays with.
+        """
+        changed = 0
+        with self.session() as sess:
+            rows = sess.scalars(select(ContentRow).where(
+                ContentRow.canonical_id.in_(list(scores)))).all()
+            for row in rows:
+                value = float(scores[row.canonical_id])
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"quality score of {row.canonical_id} is {value}, not in [0, 1]")
+                if row.data_quality_score != value:
+                    row.data_quality_score = value
+                    changed += 1
+            self._audit(sess, "admin_action", None, {"job": "quality_recalculation",
+                                                     "items": len(rows), "changed": changed},
+                        actor, resource_type="catalog")
+        return changed
+
     def count(self) -> int:
         """Number of content items."""
         with self.session() as sess:

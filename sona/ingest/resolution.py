@@ -255,9 +255,13 @@ class EntityResolver:
 
     def encode_records(self, records: Sequence[CanonicalRecord]) -> NDArray[np.float32] | None:
         """Identity-text vectors of ``records`` in one batch (``None`` without rule 4)."""
-        if self.encoder is None or "embedding" not in self.config.rules:
+        return self.encode_titles([r.title for r in records])
+
+    def encode_titles(self, titles: Sequence[str]) -> NDArray[np.float32] | None:
+        """Rule-4 vectors of ``titles`` in one batch (``None`` without rule 4)."""
+        if self.encoder is None or "embedding" not in self.config.rules or not titles:
             return None
-        texts = [identity_text(r.title) for r in records]
+        texts = [identity_text(t) for t in titles]
         return np.asarray(self.encoder.encode(texts), np.float32)
 
     # ---- rules ---------------------------------------------------------------------------
