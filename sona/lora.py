@@ -21,10 +21,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from sqlalchemy import Float, Integer, LargeBinary, String, Text, delete, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -77,33 +76,55 @@ def init_base_matrix(dim: int, config: LoRAConfig = LoRAConfig()) -> NDArray[np.
     return rng.normal(0.0, std, size=(config.rank, dim)).astype(np.float32)
 
 
-class LoRAAdapter(torch.nn.Module):
-    """``x -> B·(A·x)·scaling`` with ``A`` frozen (a buffer) and ``B`` trainable.
+def _adapter_class() -> type:
+    """Build :class:`LoRAAdapter` on first use: torch is imported only when training."""
+    global _ADAPTER
+    if _ADAPTER is not None:
+        return _ADAPTER
+    import torch
 
-    Args:
-        base: ``A``, shape ``(rank, D)``.
-        user: ``B``, shape ``(D, rank)``; zeros when None.
-        scaling: ``alpha / rank``.
-    """
+    class LoRAAdapter(torch.nn.Module):
+        """``x -> B·(A·x)·scaling`` with ``A`` frozen (a buffer) and ``B`` trainable.
 
-    def __init__(self, base: NDArray[np.float32], user: NDArray[np.float32] | None,
-                 scaling: float) -> None:
-        super().__init__()
-        rank, dim = base.shape
-        self.register_buffer("a", torch.as_tensor(np.asarray(base, np.float32)))
-        b = np.zeros((dim, rank), np.float32) if user is None else np.asarray(user, np.float32)
-        if b.shape != (dim, rank):
-            raise ValueError(f"user matrix B must have shape {(dim, rank)}, got {b.shape}")
-        self.b = torch.nn.Parameter(torch.as_tensor(b.copy()))
-        self.scaling = float(scaling)
+        Args:
+            base: ``A``, shape ``(rank, D)``.
+            user: ``B``, shape ``(D, rank)``; zeros when None.
+            scaling: ``alpha / rank``.
+        """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, D) -> (n, D)``."""
-        return (x @ self.a.T) @ self.b.T * self.scaling
+        def __init__(self, base: NDArray[np.float32], user: NDArray[np.float32] | None,
+                     scaling: float) -> None:
+            super().__init__()
+            rank, dim = base.shape
+            self.register_buffer("a", torch.as_tensor(np.asarray(base, np.float32)))
+            b = np.zeros((dim, rank), np.float32) if user is None else \
+                np.asarray(user, np.float32)
+            if b.shape != (dim, rank):
+                raise ValueError(f"user matrix B must have shape {(dim, rank)}, got {b.shape}")
+            self.b = torch.nn.Parameter(torch.as_tensor(b.copy()))
+            self.scaling = float(scaling)
 
-    def score(self, x: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
-        """``clamp(dot(LoRA(x), preference), -1, 1)`` per row of ``x``."""
-        return torch.clamp(self.forward(x) @ preference, -1.0, 1.0)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """``(n, D) -> (n, D)``."""
+            return (x @ self.a.T) @ self.b.T * self.scaling
+
+        def score(self, x: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
+            """``clamp(dot(LoRA(x), preference), -1, 1)`` per row of ``x``."""
+            return torch.clamp(self.forward(x) @ preference, -1.0, 1.0)
+
+    _ADAPTER = LoRAAdapter
+    return _ADAPTER
+
+
+_ADAPTER: type | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: ``from sona.lora import LoRAAdapter`` works, yet serving imports this module
+    # (config, store, numpy scores) without paying for torch
+    if name == "LoRAAdapter":
+        return _adapter_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +167,11 @@ def train_adapter(
     if len(labels) != n or content.ndim != 2 or content.shape[1] != base.shape[1]:
         raise DataError(f"content {content.shape} / labels {np.shape(labels)} do not match "
                         f"the base matrix {base.shape}")
+    import torch
+
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    adapter = LoRAAdapter(base, user, config.scaling)
+    adapter = _adapter_class()(base, user, config.scaling)
     lr = config.cold_lr if interaction_count < config.cold_interactions else config.lr
     opt = torch.optim.SGD([adapter.b], lr=lr)
     x = torch.as_tensor(np.asarray(content, np.float32))
@@ -308,6 +331,6 @@ def _record(row: _AdapterRow) -> AdapterRecord:
 
 
 __all__ = [
-    "AdapterRecord", "AdapterStore", "LoRAAdapter", "LoRAConfig", "TrainResult",
+    "AdapterRecord", "AdapterStore", "LoRAConfig", "TrainResult",
     "init_base_matrix", "lora_scores", "train_adapter",
 ]

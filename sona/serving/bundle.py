@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,10 +23,15 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from sona import io
 from sona.data.ids import IdIndex
 from sona.data.interactions import Catalog, Interactions
+from sona.errors import DataError
 
 log = logging.getLogger(__name__)
+
+#: file naming an exported bundle's contents (its presence marks a finished export)
+MANIFEST = "manifest.json"
 
 #: SPEC §2.6 time-of-day windows, [start hour, end hour) in UTC
 TIME_WINDOWS: dict[str, tuple[int, int]] = {
@@ -112,9 +118,40 @@ def content_vectors(
     return out, info
 
 
+#: catalog genre spellings mapped onto SPEC §1's vocabulary (after lower-casing and
+#: turning spaces/hyphens into underscores)
+GENRE_ALIASES: dict[str, str] = {
+    "children's": "family", "children": "family", "kids": "family",
+    "science_fiction": "sci_fi", "scifi": "sci_fi", "film_noir": "crime",
+    "biopic": "biography", "sports": "sport", "suspense": "thriller", "romantic": "romance",
+}
+
+
+def canonical_genre(name: str) -> str:
+    """``"Sci-Fi" -> "sci_fi"``, ``"Children's" -> "family"`` (SPEC §1 genre vocabulary)."""
+    key = "_".join(str(name).strip().lower().replace("-", " ").split())
+    return GENRE_ALIASES.get(key, key)
+
+
 def genre_table(catalog: Catalog, items: IdIndex) -> tuple[sp.csr_matrix, list[str]]:
-    """Binary ``(len(items), n_genres)`` indicator matrix and the genre vocabulary."""
-    return catalog.genre_matrix(items)
+    """Binary ``(len(items), n_genres)`` matrix over canonical genre names (sorted).
+
+    Catalog genres that map to one canonical name share a column; ``unknown`` is dropped.
+    """
+    raw, vocab = catalog.genre_matrix(items)
+    names = sorted({canonical_genre(g) for g in vocab} - {"unknown", ""})
+    col = {g: j for j, g in enumerate(names)}
+    rows, cols = [], []
+    coo = raw.tocoo()
+    for r, c in zip(coo.row, coo.col, strict=True):
+        target = col.get(canonical_genre(vocab[c]))
+        if target is not None:
+            rows.append(r)
+            cols.append(target)
+    mat = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                        shape=(len(items), len(names)))
+    mat.data[:] = 1.0  # merged aliases may have summed to 2
+    return mat, names
 
 
 def time_of_day_popularity(data: Interactions, items: IdIndex) -> NDArray[np.float32]:
@@ -135,6 +172,20 @@ def time_of_day_popularity(data: Interactions, items: IdIndex) -> NDArray[np.flo
     return out
 
 
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """The manifest of an exported bundle.
+
+    Raises:
+        DataError: the folder has no manifest (not exported, or an export in progress).
+    """
+    path = Path(bundle) / MANIFEST
+    if not path.exists():
+        raise DataError("not an exported SONA bundle (no manifest.json)", path=bundle)
+    return dict(io.read_json(path))
+
+
 __all__ = [
-    "TIME_WINDOWS", "ContentConfig", "content_vectors", "genre_table", "time_of_day_popularity",
+    "GENRE_ALIASES", "MANIFEST", "TIME_WINDOWS", "ContentConfig", "canonical_genre",
+    "content_vectors", "read_manifest",
+    "genre_table", "time_of_day_popularity",
 ]

@@ -39,7 +39,13 @@ from sona.data.interactions import Catalog, Interactions
 from sona.errors import DataError
 from sona.lora import LoRAConfig, init_base_matrix
 from sona.models.base import Recommender
-from sona.serving.bundle import ContentConfig, content_vectors, time_of_day_popularity
+from sona.serving.bundle import (
+    MANIFEST,
+    ContentConfig,
+    content_vectors,
+    genre_table,
+    time_of_day_popularity,
+)
 from sona.serving.graphs import (
     ContentScorer,
     FactorScorer,
@@ -51,7 +57,6 @@ from sona.serving.parity import ParityReport, content_parity, ranker_parity, sco
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 #: candidate sources the ranker graph blends, in input order (zoo sources append here)
 SOURCES: tuple[str, ...] = ("collaborative", "content_based", "context")
 
@@ -251,7 +256,7 @@ def _write_bundle(model: Recommender[Any], out: Path, *, name: str, version: str
     items = model.items_
     n_items = len(items)
     vectors, content_info = content_vectors(catalog, items, config.content, kg=kg, links=links)
-    genres, vocab = catalog.genre_matrix(items)
+    genres, vocab = genre_table(catalog, items)
     base = init_base_matrix(vectors.shape[1], config.lora)
     pool = min(config.pool_size, n_items)
     batch = {0: "batch"}
@@ -317,19 +322,7 @@ def _write_bundle(model: Recommender[Any], out: Path, *, name: str, version: str
     return manifest, reports
 
 
-def read_manifest(bundle: str | Path) -> dict[str, Any]:
-    """The manifest of an exported bundle.
-
-    Raises:
-        DataError: the folder has no manifest (not exported, or an export in progress).
-    """
-    path = Path(bundle) / MANIFEST
-    if not path.exists():
-        raise DataError("not an exported SONA bundle (no manifest.json)", path=bundle)
-    return dict(io.read_json(path))
-
-
 __all__ = [
-    "MANIFEST", "SOURCES", "ExportConfig", "ExportResult", "ScorerSpec", "export_graph",
-    "export_model", "read_manifest", "scorer_spec",
+    "SOURCES", "ExportConfig", "ExportResult", "ScorerSpec", "export_graph", "export_model",
+    "scorer_spec",
 ]

@@ -1,0 +1,116 @@
+"""SONA BentoML service: thin HTTP layer over ``sona.serving`` (STYLE.md §10.4).
+
+Run with ``bentoml serve service:Sona --working-dir serving`` (``make serve``). Settings
+come from the YAML named by ``$SONA_SERVING_CONFIG`` (:class:`sona.serving.ServingConfig`).
+Each API method parses its pydantic body (BentoML validates it; failures become 400 with
+the field named), then hands a plain-Python handler to ``SonaApp.dispatch``, which maps
+errors to statuses in one place. Adding an endpoint = one method like those below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from sona.serving.app import SonaApp, load_serving_config
+from sona.serving.asgi import ValidationErrorBody, probes_app
+from sona.serving.schemas import (
+    BatchRecommendationRequest,
+    LoraTrainRequest,
+    ProfileUpdateRequest,
+    RecommendationRequest,
+    ReloadRequest,
+    ScoreRequest,
+    SimilarRequest,
+)
+
+CONFIG = load_serving_config()
+_running: list[SonaApp] = []  # the worker's app, for the GET probes mounted below
+
+
+def _app() -> SonaApp:
+    if not _running:
+        raise RuntimeError("the SONA service has not started")
+    return _running[0]
+
+
+def _health() -> dict[str, Any]:
+    return _app().health()
+
+
+def _ready() -> tuple[int, dict[str, Any]]:
+    return _app().ready() if _running else (503, {"status": "unhealthy", "checks": {}})
+
+
+@bentoml.service(
+    name="sona",
+    workers=1,
+    threads=CONFIG.threads,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": CONFIG.access_log}},
+)
+@bentoml.asgi_app(probes_app(_health, _ready), path="/")
+class Sona:
+    """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
+
+    def __init__(self) -> None:
+        self.app = SonaApp(CONFIG)
+        _running.append(self.app)
+
+    @bentoml.on_shutdown
+    def _close(self) -> None:
+        self.app.close()
+
+    def _reply(self, ctx: bentoml.Context, endpoint: str, handler: Callable[[], Any],
+               scope: str | None = None) -> Any:
+        headers = dict(ctx.request.headers) if scope is not None else None
+        status, body = self.app.dispatch(endpoint, handler, headers=headers, scope=scope)
+        ctx.response.status_code = status
+        return body if status == 200 else JSONResponse(body, status_code=status)
+
+    # --- SONA API -------------------------------------------------------------------------
+
+    @bentoml.api(route="/api/v1/recommendations")
+    def recommendations(self, body: RecommendationRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "recommendations", lambda: self.app.recs.recommendations(body))
+
+    @bentoml.api(route="/api/v1/recommendations/batch")
+    def recommendations_batch(self, body: BatchRecommendationRequest, /,
+                              ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "recommendations_batch", lambda: self.app.recs.batch(body))
+
+    @bentoml.api(route="/api/v1/recommendations/similar")
+    def similar(self, body: SimilarRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "similar", lambda: self.app.recs.similar(body))
+
+    @bentoml.api(route="/api/v1/personalization/score")
+    def personalization_score(self, body: ScoreRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "personalization_score", lambda: self.app.recs.score(body))
+
+    @bentoml.api(route="/api/v1/profile/update")
+    def profile_update(self, body: ProfileUpdateRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "profile_update", lambda: self.app.recs.update_profile(body),
+                           scope="write")
+
+    @bentoml.api(route="/api/v1/lora/train")
+    def lora_train(self, body: LoraTrainRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "lora_train", lambda: self.app.recs.train_lora(body),
+                           scope="write")
+
+    # --- admin and benchmarking -----------------------------------------------------------
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self, body: ReloadRequest, /, ctx: bentoml.Context) -> dict:
+        headers = dict(ctx.request.headers)
+        return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))
+
+    @bentoml.api(route="/api/v1/ping")
+    def ping(self) -> dict:
+        """Trivial endpoint: the throughput ceiling of this service for load tests."""
+        return {"ok": True}
+
+
+Sona.add_asgi_middleware(ValidationErrorBody)

@@ -1,0 +1,189 @@
+"""Serving configuration and the application object the BentoML service delegates to.
+
+:class:`SonaApp` wires the stores (profiles, adapters, API keys, audit log: one SQLite
+file), the :class:`ModelStore` (champion from the MLflow registry, polled, or a pinned
+version) and the handlers. :meth:`SonaApp.dispatch` is the one place where handler
+outcomes become HTTP statuses: :class:`ApiError` keeps its status, unknown ids are 404,
+other SONA/validation errors are 400, anything else is a logged 500. A new endpoint in
+``serving/service.py`` is therefore one method calling ``dispatch`` with its handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from sona import __version__
+from sona import config as sona_config
+from sona.db import sqlite_url
+from sona.errors import ConfigError, SonaError, UnknownIdError
+from sona.experiments.spec import TrackingConfig
+from sona.lora import AdapterStore
+from sona.profile import ProfileStore
+from sona.serving.audit import AuditLog
+from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
+from sona.serving.errors import ApiError
+from sona.serving.metrics import serving_metrics
+from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
+from sona.serving.personalization import Personalization, PersonalizationConfig
+from sona.serving.recs_api import RecsConfig, RecsHandler
+from sona.serving.schemas import ReloadRequest
+
+log = logging.getLogger(__name__)
+
+#: environment variable naming the serving YAML (read through sona.config.env)
+CONFIG_ENV = "SONA_SERVING_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class ServingConfig:
+    """Settings of the serving process (YAML named by ``SONA_SERVING_CONFIG``)."""
+
+    # registered model name; bundles live in models_dir/<model_name>/<version>/
+    model_name: str = "sona-recommender"
+    # folder of exported bundles
+    models_dir: str = "models"
+    # pin a version; None follows the registry alias below
+    version: str | None = None
+    # registry alias to follow
+    alias: str = "champion"
+    # seconds between registry polls (0 = only POST /admin/reload swaps)
+    poll_interval_s: float = 30.0
+    # MLflow store holding the registry
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # SQLite file for profiles, adapters, API keys and the audit log
+    database: str = "serving/sona.db"
+    # intra-op threads per ONNX Runtime session
+    onnx_threads: int = 1
+    # request threads of the BentoML worker
+    threads: int = 4
+    # BentoML access log lines per request
+    access_log: bool = True
+    # hybrid ranking knobs
+    recs: RecsConfig = field(default_factory=RecsConfig)
+    # profile / adapter behaviour
+    personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+
+
+def load_serving_config(path: str | Path | None = None) -> ServingConfig:
+    """Config from ``path``, else from the file named by ``$SONA_SERVING_CONFIG``, else defaults."""
+    source = path if path is not None else sona_config.env(CONFIG_ENV)
+    if not source:
+        return ServingConfig()
+    return sona_config.load(source, ServingConfig)
+
+
+class SonaApp:
+    """Stores, model and handlers of one serving worker.
+
+    Args:
+        config: serving settings.
+        start: load the initial model and start polling (False for tests of wiring).
+    """
+
+    def __init__(self, config: ServingConfig, *, start: bool = True) -> None:
+        self.config = config
+        url = sqlite_url(config.database)
+        self.metrics = serving_metrics()
+        self.keys = KeyStore(url)
+        self.audit = AuditLog(url)
+        resolver = None if config.version is not None else registry_resolver(
+            config.tracking, config.model_name, config.alias)
+        self.store = ModelStore(config.models_dir, config.model_name, resolver=resolver,
+                                onnx_threads=config.onnx_threads, on_swap=self._on_swap)
+        self.personalization = Personalization(ProfileStore(url), AdapterStore(url),
+                                               self.metrics, config.personalization)
+        self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Load the pinned or champion version, then poll the registry.
+
+        Raises:
+            SonaError: a pinned version cannot be loaded.
+        """
+        if self.config.version is not None:
+            self.store.load(self.config.version)
+            return
+        try:
+            version = self.store.resolve()
+            if version is None:
+                raise ConfigError(f"registered model {self.config.model_name!r} has no "
+                                  f"{self.config.alias!r} alias yet")
+            self.store.load(version)
+        except Exception as exc:  # serve 503 + keep polling rather than refuse to start
+            self.store.last_error = str(exc)
+            log.error("no model loaded at start-up (%s); polling the registry", exc)
+        self.store.start_polling(self.config.poll_interval_s)
+
+    def _on_swap(self, new: LoadedModel, old: LoadedModel | None) -> None:
+        self.metrics.model_swaps.labels(new.name, new.version).inc()
+        self.personalization.clear()
+        if old is not None:
+            self.audit.record("model_swapped", "model", f"{new.name}/{new.version}",
+                              details={"from": old.version, "to": new.version})
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(self, endpoint: str, handler: Callable[[], BaseModel | Mapping[str, Any]], *,
+                 headers: Mapping[str, str] | None = None,
+                 scope: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Run ``handler`` (after an API-key check when ``scope`` is given).
+
+        Returns:
+            ``(HTTP status, JSON body)``.
+        """
+        start = time.perf_counter()
+        try:
+            if scope is not None:
+                require_scope(api_key_from_headers(headers or {}), scope, self.keys)
+            result = handler()
+            status = 200
+            body = result.model_dump(mode="json") if isinstance(result, BaseModel) \
+                else dict(result)
+        except ApiError as exc:
+            status, body = exc.status, exc.to_body()
+        except UnknownIdError as exc:
+            status, body = 404, {"error": "not_found", "message": str(exc)}
+        except (SonaError, ValueError) as exc:
+            status, body = 400, {"error": "bad_request", "message": str(exc)}
+        except Exception:  # a bug: log it, never leak internals
+            log.exception("unhandled error in %s", endpoint)
+            status, body = 500, {"error": "internal_error",
+                                 "message": "unexpected server error; see the server log"}
+        self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        return status, body
+
+    # --- admin ------------------------------------------------------------------------------
+
+    def reload(self, req: ReloadRequest, headers: Mapping[str, str]) -> dict[str, Any]:
+        """``POST /admin/reload`` (admin scope): swap to a version in the background."""
+        key = require_scope(api_key_from_headers(headers), "admin", self.keys)
+        outcome = self.store.reload(req.version, wait=req.wait)
+        self.audit.record("admin_action", "model", self.config.model_name,
+                          details={"operation": "reload", **outcome}, user_id=f"key:{key.key_id}")
+        return outcome
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` body."""
+        return self.recs.health(__version__)
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``GET /ready`` status and body (503 when not ready)."""
+        ok, body = self.recs.ready()
+        return (200 if ok else 503), body
+
+    def close(self) -> None:
+        """Stop polling and background training."""
+        self.store.stop()
+        self.personalization.shutdown()
+
+
+__all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]

@@ -1,0 +1,107 @@
+"""ASGI pieces of the service: validation-error bodies and the GET probes.
+
+BentoML answers a request that fails pydantic validation with status 400 and
+``{"error": "1 validation error for ...", "detail": [{"loc": [...], "msg": ...}]}``.
+:class:`ValidationErrorBody` rewrites such bodies into SONA's error shape,
+``{"error": "validation_error", "message": "limit: Input should be ...", "fields": [...],
+"detail": [...]}``, so every 4xx names the offending field the same way. Non-JSON or
+already-shaped bodies pass through untouched.
+
+:func:`probes_app` serves ``GET /health`` and ``GET /ready`` (BentoML APIs are POST only).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _location(loc: Any) -> str:
+    parts = [str(p) for p in (loc or [])]
+    return ".".join(parts) if parts else "body"
+
+
+def shape_validation_error(body: dict[str, Any]) -> dict[str, Any] | None:
+    """SONA's error body for a BentoML validation body, or None if it is not one."""
+    detail = body.get("detail")
+    if "message" in body or not isinstance(detail, list):
+        return None
+    fields, messages = [], []
+    for err in detail:
+        if not isinstance(err, dict):
+            continue
+        where = _location(err.get("loc"))
+        fields.append(where)
+        messages.append(f"{where}: {err.get('msg', 'invalid value')}")
+    cleaned = [{k: v for k, v in e.items() if k != "url"} for e in detail if isinstance(e, dict)]
+    return {"error": "validation_error", "message": "; ".join(messages) or "invalid request",
+            "fields": fields, "detail": cleaned}
+
+
+class ValidationErrorBody:
+    """ASGI middleware: reshape 400 validation bodies (see module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def wrapped(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message  # wait for the body before deciding
+                return
+            if held is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            data = b"".join(chunks)
+            try:
+                shaped = shape_validation_error(json.loads(data))
+            except (ValueError, AttributeError, TypeError):
+                shaped = None
+            if shaped is not None:
+                data = json.dumps(shaped).encode()
+            headers = [(k, v) for k, v in held.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(data)).encode()))
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": data, "more_body": False})
+
+        await self.app(scope, receive, wrapped)
+
+
+def probes_app(health: Callable[[], dict[str, Any]],
+               ready: Callable[[], tuple[int, dict[str, Any]]]) -> Starlette:
+    """A Starlette app with ``GET /health`` and ``GET /ready``."""
+
+    async def health_route(_: Request) -> JSONResponse:
+        return JSONResponse(health())
+
+    async def ready_route(_: Request) -> JSONResponse:
+        status, body = ready()
+        return JSONResponse(body, status_code=status)
+
+    return Starlette(routes=[Route("/health", health_route, methods=["GET"]),
+                             Route("/ready", ready_route, methods=["GET"])])
+
+
+__all__ = ["ValidationErrorBody", "probes_app", "shape_validation_error"]

@@ -1,0 +1,187 @@
+"""API keys for the serving endpoints (SPEC §5): random, shown once, stored as SHA-256.
+
+A key is ``sk_`` followed by 32 characters drawn from ``[A-Za-z0-9]`` by :mod:`secrets`.
+Only its SHA-256 hex digest is stored (with a short display prefix), so a leaked database
+does not leak usable keys. Scopes nest: ``admin`` implies ``write`` implies ``read``.
+Clients send the key as ``Authorization: Bearer sk_...`` or ``X-API-Key: sk_...``.
+
+Every mutating endpoint calls :func:`require_scope`; a missing or unknown key is a 401,
+a key without the scope is a 403 (both :class:`~sona.serving.errors.ApiError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import string
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Boolean, Float, Integer, String, Text, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from sona.db import make_engine
+from sona.serving.errors import ApiError
+
+KEY_PREFIX = "sk_"
+KEY_RANDOM_CHARS = 32
+SCOPES: tuple[str, ...] = ("read", "write", "admin")
+_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_key() -> str:
+    """A new plaintext key: ``sk_`` + 32 random alphanumerics (~190 bits)."""
+    return KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(KEY_RANDOM_CHARS))
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex digest of a key (what the store keeps)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    """Validate scope names; returns them de-duplicated in :data:`SCOPES` order.
+
+    Raises:
+        ValueError: empty, or an unknown scope (the valid ones are listed).
+    """
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"invalid scope(s) {unknown or '(none)'}; valid scopes: {list(SCOPES)}")
+    return tuple(s for s in SCOPES if s in set(scopes))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """Metadata of a stored key (never the key itself)."""
+
+    key_id: int
+    name: str
+    prefix: str  # first characters of the key, for humans to recognise it
+    scopes: tuple[str, ...]
+    created_at: float
+    expires_at: float | None
+    revoked: bool
+
+    def allows(self, scope: str) -> bool:
+        """Whether one of the key's scopes implies ``scope``."""
+        return any(scope in _IMPLIED[s] for s in self.scopes)
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _KeyRow(_Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    scopes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def _key(row: _KeyRow) -> ApiKey:
+    return ApiKey(row.id, row.name, row.prefix, tuple(json.loads(row.scopes)), row.created_at,
+                  row.expires_at, row.revoked)
+
+
+class KeyStore:
+    """Hashed API keys with scopes in a relational store.
+
+    Args:
+        url: SQLAlchemy URL (the serving SQLite database).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        _Base.metadata.create_all(self.engine)
+
+    def create(self, scopes: Sequence[str], *, name: str = "",
+               expires_at: float | None = None) -> tuple[ApiKey, str]:
+        """Store a new key; returns its metadata and the plaintext (shown once, not stored).
+
+        Raises:
+            ValueError: invalid scopes.
+        """
+        valid = check_scopes(scopes)
+        plain = generate_key()
+        with Session(self.engine) as session, session.begin():
+            row = _KeyRow(key_hash=hash_key(plain), prefix=plain[:7], name=name,
+                          scopes=json.dumps(list(valid)), created_at=time.time(),
+                          expires_at=expires_at, revoked=False)
+            session.add(row)
+            session.flush()
+            return _key(row), plain
+
+    def verify(self, key: str | None) -> ApiKey | None:
+        """The key's metadata when it exists, is not revoked and has not expired."""
+        if not key or not key.startswith(KEY_PREFIX):
+            return None
+        with Session(self.engine) as session:
+            row = session.scalars(select(_KeyRow).where(_KeyRow.key_hash == hash_key(key))).first()
+            if row is None or row.revoked:
+                return None
+            if row.expires_at is not None and row.expires_at <= time.time():
+                return None
+            return _key(row)
+
+    def revoke(self, key_id: int) -> bool:
+        """Revoke a key by id; False when no such key."""
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(update(_KeyRow).where(_KeyRow.id == int(key_id))
+                                     .values(revoked=True))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def list(self) -> list[ApiKey]:
+        """All keys' metadata, oldest first."""
+        with Session(self.engine) as session:
+            return [_key(r) for r in session.scalars(select(_KeyRow).order_by(_KeyRow.id))]
+
+    def require_scope(self, key: str | None, scope: str) -> ApiKey:
+        """See :func:`require_scope`."""
+        return require_scope(key, scope, self)
+
+
+def require_scope(key: str | None, scope: str, store: KeyStore) -> ApiKey:
+    """Check that ``key`` is valid and grants ``scope``.
+
+    Raises:
+        ApiError: 401 ``unauthorized`` (missing, unknown, revoked or expired key), 403
+            ``forbidden`` (valid key without ``scope``).
+        ValueError: ``scope`` is not one of :data:`SCOPES` (a programming error).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; valid scopes: {list(SCOPES)}")
+    if not key:
+        raise ApiError(401, "unauthorized", "this endpoint needs an API key: send "
+                       "'Authorization: Bearer sk_...' or 'X-API-Key: sk_...'")
+    found = store.verify(key)
+    if found is None:
+        raise ApiError(401, "unauthorized", "invalid, revoked or expired API key")
+    if not found.allows(scope):
+        raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope",
+                       required_scope=scope, key_scopes=list(found.scopes))
+    return found
+
+
+def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (case-insensitive)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    auth = lowered.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return lowered.get("x-api-key", "").strip() or None
+
+
+__all__ = [
+    "KEY_PREFIX", "SCOPES", "ApiKey", "KeyStore", "api_key_from_headers", "check_scopes",
+    "generate_key", "hash_key", "require_scope",
+]

@@ -1,0 +1,133 @@
+"""Start and stop a real ``bentoml serve`` process on 127.0.0.1 (tests, benchmarks, CLI).
+
+:class:`ServerProcess` runs ``bentoml serve service:Sona --working-dir serving`` with the
+serving YAML in ``$SONA_SERVING_CONFIG``, waits for ``/readyz`` and our ``/ready``, and
+stops the server with SIGTERM to its own process group (BentoML forks a worker), so
+nothing outlives the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from sona.errors import SonaError
+
+#: repository root (``serving/service.py`` lives under it)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 1.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+class ServerProcess:
+    """A SONA BentoML server in a subprocess; use as a context manager.
+
+    Args:
+        config: serving YAML path (exported as ``SONA_SERVING_CONFIG``).
+        port: TCP port (default: a free one).
+        home: ``BENTOML_HOME`` (default: ``<config dir>/bentoml``).
+        log_file: where server output goes (default: ``<config dir>/server.log``).
+        ready_timeout_s: how long to wait for readiness.
+    """
+
+    def __init__(self, config: str | Path, *, port: int | None = None,
+                 home: str | Path | None = None, log_file: str | Path | None = None,
+                 ready_timeout_s: float = 120.0) -> None:
+        self.config = Path(config).resolve()
+        self.port = port if port is not None else free_port()
+        self.home = Path(home) if home is not None else self.config.parent / "bentoml"
+        self.log_file = Path(log_file) if log_file is not None else \
+            self.config.parent / f"server-{self.port}.log"
+        self.ready_timeout_s = ready_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Launch the server and block until it is ready.
+
+        Raises:
+            SonaError: the process exits or is not ready in time (log tail included).
+        """
+        env = {**os.environ, "SONA_SERVING_CONFIG": str(self.config),
+               "BENTOML_HOME": str(self.home), "BENTOML_DO_NOT_TRACK": "true",
+               "MLFLOW_DISABLE_TELEMETRY": "true", "OPENBLAS_NUM_THREADS": "1",
+               "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
+                   p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        bentoml = Path(sys.executable).with_name("bentoml")
+        cmd = [str(bentoml), "serve", "service:Sona", "--working-dir",
+               str(REPO_ROOT / "serving"), "--host", "127.0.0.1", "--port", str(self.port)]
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_file.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise SonaError(f"bentoml serve exited with {self.proc.returncode}:\n"
+                                f"{self.log_tail()}")
+            if _get(f"{self.url}/readyz") == 200 and _get(f"{self.url}/ready") == 200:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise SonaError(f"server not ready after {self.ready_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server log."""
+        if not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the server's process group; SIGKILL it if it does not exit in time."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            pgid = os.getpgid(proc.pid)
+            os.killpg(pgid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(pgid, signal.SIGKILL)
+                proc.wait(timeout=timeout_s)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+__all__ = ["REPO_ROOT", "ServerProcess", "free_port"]

@@ -1,0 +1,213 @@
+"""Pydantic request/response schemas of the SONA personalisation API (SPEC §2.10).
+
+Requests forbid unknown fields, so a typo (``"limt": 5``) is a 400 naming the field
+rather than a silently ignored knob. Ids may be sent as strings or integers (MovieLens ids
+are integers, SPEC ids are UUID strings); they are matched against the model's id index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
+DeviceType = Literal["tv", "mobile", "desktop", "tablet"]
+RecommendationType = Literal["collaborative", "content_based", "graph_based", "context_aware",
+                             "hybrid", "cold_start"]
+
+
+def _id_text(value: Any) -> Any:
+    # JSON integers are valid ids; booleans are not (True would become "True")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+ContentId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RecommendationContext(_Request):
+    """Request context (SPEC §1 RecommendationContext)."""
+
+    mood: str | None = Field(None, max_length=64, description="e.g. happy, sad, excited")
+    time_of_day: TimeOfDay | None = None
+    device_type: DeviceType | None = None
+    viewing_with: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
+                                                                     max_length=20)
+
+
+class RecommendationRequest(_Request):
+    """``POST /api/v1/recommendations``."""
+
+    user_id: UserId
+    context: RecommendationContext | None = None
+    limit: int = Field(20, ge=1, le=100)
+    exclude_watched: bool = True
+    # weight of diversity in MMR re-ranking: 0 = pure relevance; default 0.3 (lambda 0.7)
+    diversity_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, validation_alias=AliasChoices("diversity_threshold", "diversity"))
+
+
+class BatchRecommendationRequest(_Request):
+    """``POST /api/v1/recommendations/batch`` (offline evaluation, one batched pass)."""
+
+    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
+    limit: int = Field(20, ge=1, le=100)
+    exclude_watched: bool = True
+
+
+class Recommendation(BaseModel):
+    """One recommended item (SPEC §1 Recommendation)."""
+
+    content_id: int | str
+    confidence_score: float
+    recommendation_type: RecommendationType
+    based_on: list[str]
+    explanation: str
+    experiment_variant: str | None = None
+
+
+class RecommendationResponse(BaseModel):
+    """Recommendations for one user."""
+
+    user_id: str
+    recommendations: list[Recommendation]
+    generated_at: datetime
+    ttl_seconds: int
+    strategy: Literal["personalized", "cold_start_genres", "cold_start_trending"]
+    model_version: str
+
+
+class BatchRecommendationResponse(BaseModel):
+    """Recommendations for many users (same order as the request)."""
+
+    results: list[RecommendationResponse]
+
+
+class SimilarRequest(_Request):
+    """``POST /api/v1/recommendations/similar``."""
+
+    content_id: ContentId
+    limit: int = Field(10, ge=1, le=100)
+
+
+class SimilarItem(BaseModel):
+    """A similar item and its cosine similarity."""
+
+    content_id: int | str
+    score: float
+
+
+class SimilarResponse(BaseModel):
+    """Items similar to ``content_id``."""
+
+    content_id: int | str
+    similar_content: list[SimilarItem]
+    model_version: str
+
+
+class ScoreRequest(_Request):
+    """``POST /api/v1/personalization/score``."""
+
+    user_id: UserId
+    content_id: ContentId
+    context: RecommendationContext | None = None
+
+
+class ScoreComponents(BaseModel):
+    """Per-source normalised scores; None where the source does not apply."""
+
+    collaborative: float | None
+    content_based: float | None
+    graph_based: float | None
+    context: float | None
+    lora_boost: float
+
+
+class ScoreResponse(BaseModel):
+    """Personalisation score of one (user, item) pair in [0, 1]."""
+
+    user_id: str
+    content_id: int | str
+    score: float
+    components: ScoreComponents
+    model_version: str
+
+
+class ViewingEventIn(_Request):
+    """One viewing event (SPEC §1 ViewingEvent); ``timestamp`` ISO-8601 or Unix seconds."""
+
+    content_id: ContentId
+    timestamp: datetime
+    completion_rate: float = Field(ge=0.0, le=1.0)
+    rating: int | None = Field(None, ge=1, le=5)
+    is_rewatch: bool = False
+    dismissed: bool = False
+
+
+class ProfileUpdateRequest(_Request):
+    """``POST /api/v1/profile/update``; ``signup_genres`` seeds cold-start results."""
+
+    user_id: UserId
+    viewing_events: list[ViewingEventIn] = Field(default_factory=list, max_length=1000)
+    signup_genres: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=24)
+
+    @model_validator(mode="after")
+    def _something_to_update(self) -> ProfileUpdateRequest:
+        if not self.viewing_events and self.signup_genres is None:
+            raise ValueError("viewing_events: give at least one event (or signup_genres)")
+        return self
+
+
+class ProfileUpdateResponse(BaseModel):
+    """Result of a profile update."""
+
+    status: Literal["updated"]
+    user_id: str
+    events_processed: int
+    preference_vector_dim: int
+    interaction_count: int
+    lora_training: Literal["scheduled", "not_needed", "already_running"]
+
+
+class LoraTrainRequest(_Request):
+    """``POST /api/v1/lora/train``; ``force`` ignores the minimum retrain interval."""
+
+    user_id: UserId
+    force: bool = False
+
+
+class LoraTrainResponse(BaseModel):
+    """A finished adapter training."""
+
+    status: Literal["training_completed"]
+    user_id: str
+    duration_ms: float
+    training_iterations: int
+    events_used: int
+    adapter_version: int
+    loss: float
+
+
+class ReloadRequest(_Request):
+    """``POST /admin/reload``: a version to load (default: the registry's champion)."""
+
+    version: str | None = Field(None, max_length=32)
+    wait: bool = False
+
+
+__all__ = [
+    "BatchRecommendationRequest", "BatchRecommendationResponse", "DeviceType", "LoraTrainRequest",
+    "LoraTrainResponse", "ProfileUpdateRequest", "ProfileUpdateResponse", "Recommendation",
+    "RecommendationContext", "RecommendationRequest", "RecommendationResponse",
+    "RecommendationType", "ReloadRequest", "ScoreComponents", "ScoreRequest", "ScoreResponse",
+    "SimilarItem", "SimilarRequest", "SimilarResponse", "TimeOfDay", "ViewingEventIn",
+]

@@ -1,0 +1,364 @@
+"""Search endpoints (SPEC §3.8): pydantic schemas and the handler the BentoML service calls.
+
+:class:`SearchHandler` is plain Python (no bentoml import). Each method takes a validated
+request model and returns a response model, raising :class:`~sona.serving.errors.ApiError`
+with a 4xx status for bad input: empty or too long queries, unknown filter values, unknown
+variants, bad paging (400), unknown search events or ranking versions/variants (404), and 503
+when the engine has not been built. Analytics are logged for every served search.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from sona.errors import NotFittedError, UnknownIdError
+from sona.search.analytics import SearchAnalytics
+from sona.search.engine import SearchEngine, SearchResult
+from sona.search.filters import SearchFilters
+from sona.search.fusion import PERSONALIZATION_BOOSTS, RankingConfig
+from sona.search.ranking_store import RankingStore
+from sona.serving.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+UserVectors = Callable[[str], NDArray[np.float32] | None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Model):
+    """Inclusive numeric range; either end may be open."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class FiltersModel(_Model):
+    """Request filters (SPEC §3.3); unknown values are a 400 naming them."""
+
+    genres: list[str] = Field(default_factory=list)
+    platforms: list[str] = Field(default_factory=list)
+    year_range: Range | None = None
+    rating_range: Range | None = None
+    runtime_range: Range | None = None
+    content_rating_limit: str | None = None
+
+
+class SearchRequest(_Model):
+    """``POST /api/v1/search`` body."""
+
+    query: str
+    filters: FiltersModel | None = None
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=100)
+    user_id: str | None = None
+    experiment_variant: str | None = None
+
+
+class ContentModel(_Model):
+    """The content part of a result."""
+
+    id: str
+    title: str
+    overview: str | None = None
+    release_year: int | None = None
+    genres: list[str]
+    platforms: list[str]
+    popularity_score: float
+
+
+class ResultModel(_Model):
+    """One ranked result."""
+
+    content: ContentModel
+    relevance_score: float
+    match_reasons: list[str]
+    vector_similarity: float | None = None
+    graph_score: float | None = None
+    keyword_score: float | None = None
+
+
+class SearchResponse(_Model):
+    """``POST /api/v1/search`` reply."""
+
+    results: list[ResultModel]
+    total_count: int
+    page: int
+    page_size: int
+    query_parsed: dict[str, Any]
+    search_time_ms: float
+    facets: dict[str, list[dict[str, Any]]]
+    search_event_id: int | None = None
+
+
+class SuggestionModel(_Model):
+    """One autocomplete suggestion."""
+
+    text: str
+    type: Literal["title", "person", "genre", "platform", "keyword"]
+    popularity: float
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AutocompleteResponse(_Model):
+    """``GET /api/v1/search/autocomplete`` reply."""
+
+    query: str
+    suggestions: list[SuggestionModel]
+    cached: bool
+
+
+class ClickRequest(_Model):
+    """``POST /api/v1/search/click`` body."""
+
+    search_event_id: int
+    content_id: str
+    position: int = Field(ge=1)
+
+
+class RankingWeights(_Model):
+    """Ranking weights (must be >= 0 and sum to 1)."""
+
+    vector: float
+    keyword: float
+    quality: float
+    freshness: float
+    popularity: float = 0.0
+
+
+class RankingVariantModel(_Model):
+    """A named ranking variant."""
+
+    weights: RankingWeights
+    is_active: bool = True
+    traffic_percentage: float = 0.0
+
+
+def _bad(message: str, error: str = "invalid_request") -> ApiError:
+    return ApiError(400, error, message)
+
+
+def to_filters(model: FiltersModel | None) -> SearchFilters:
+    """Request filters -> validated :class:`SearchFilters` (ApiError 400 on bad values)."""
+    if model is None:
+        return SearchFilters()
+    yr, rr, rt = model.year_range, model.rating_range, model.runtime_range
+    try:
+        return SearchFilters(
+            genres=tuple(model.genres), platforms=tuple(model.platforms),
+            year_min=int(yr.min) if yr and yr.min is not None else None,
+            year_max=int(yr.max) if yr and yr.max is not None else None,
+            rating_min=rr.min if rr else None, rating_max=rr.max if rr else None,
+            runtime_min=rt.min if rt else None, runtime_max=rt.max if rt else None,
+            max_maturity=model.content_rating_limit,
+        ).validated()
+    except ValueError as exc:
+        raise _bad(str(exc), "invalid_filter") from exc
+
+
+class SearchHandler:
+    """The search API (see module docstring).
+
+    Args:
+        engine: a built :class:`SearchEngine`.
+        analytics: where searches and clicks are logged.
+        ranking: versioned ranking weights; defaults to an in-memory store seeded with the
+            engine's weights.
+        user_vectors: ``user_id -> SONA preference vector`` (same space as the item vectors)
+            or None when the user has no profile; personalisation is skipped then.
+    """
+
+    def __init__(self, engine: SearchEngine, analytics: SearchAnalytics, *,
+                 ranking: RankingStore | None = None, user_vectors: UserVectors | None = None
+                 ) -> None:
+        self.engine = engine
+        self.analytics = analytics
+        self.ranking = ranking or RankingStore(analytics.url, default=engine.config.ranking)
+        self.user_vectors = user_vectors
+
+    # --- search ----------------------------------------------------------------------
+    def _engine_for(self, variant: str | None) -> SearchEngine:
+        version_cfg = self.ranking.current()[1]
+        chosen = self.ranking.active_variant(variant) if variant else None
+        cfg = chosen or version_cfg
+        return self.engine if cfg == self.engine.config.ranking else \
+            self.engine.with_config(ranking=cfg)
+
+    def _user_vector(self, user_id: str | None) -> tuple[NDArray[np.float32] | None, str]:
+        if user_id is None or self.user_vectors is None:
+            return None, ""
+        try:
+            vec = self.user_vectors(user_id)
+        except Exception as exc:  # SPEC §3.1: on personalisation failure keep the order
+            log.warning("user vector lookup failed for a user: %s", exc)
+            return None, "personalization unavailable"
+        if vec is None or not np.any(vec):
+            return None, "no profile"
+        if np.asarray(vec).shape[-1] != self.engine.vectors_.shape[1]:
+            return None, "profile vector dimension differs from the catalog embeddings"
+        return np.asarray(vec, dtype=np.float32), ""
+
+    def _run(self, req: SearchRequest, mode: Literal["hybrid", "keyword", "vector"]
+             ) -> SearchResponse:
+        if not req.query.strip():
+            raise _bad("query is empty", "empty_query")
+        limit = self.engine.config.max_query_length
+        if len(req.query.strip()) > limit:
+            raise _bad(f"query is {len(req.query.strip())} characters; the limit is {limit}",
+                       "query_too_long")
+        variant = req.experiment_variant
+        if variant is not None and variant not in PERSONALIZATION_BOOSTS and \
+                self.ranking.active_variant(variant) is None:
+            raise _bad(f"unknown experiment_variant {variant!r}", "unknown_variant")
+        filters = to_filters(req.filters)
+        user_vec, note = self._user_vector(req.user_id)
+        engine = self._engine_for(variant)
+        try:
+            result = engine.search(
+                req.query, filters=filters, page=req.page, page_size=req.page_size, mode=mode,
+                user_vector=user_vec,
+                variant=variant if variant in PERSONALIZATION_BOOSTS else None)
+        except NotFittedError as exc:
+            raise ApiError(503, "not_ready", str(exc)) from exc
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+        if note:
+            result.parsed["personalization"] = note
+        event_id = self.analytics.log_search(
+            req.query, result_count=result.total_count, latency_ms=result.search_time_ms,
+            user_id=req.user_id, filters=filters.to_dict(), mode=mode, variant=variant,
+            shown_ids=[h.item_id for h in result.hits])
+        return self._response(result, event_id)
+
+    def _response(self, result: SearchResult, event_id: int) -> SearchResponse:
+        docs = self.engine.documents_
+        out = []
+        for h in result.hits:
+            row = docs.iloc[h.position]
+            year = row["year"]
+            out.append(ResultModel(
+                content=ContentModel(
+                    id=str(h.item_id), title=row["title"], overview=row["overview"] or None,
+                    release_year=None if np.isnan(year) else int(year),
+                    genres=list(row["genres"]), platforms=list(row["platforms"]),
+                    popularity_score=float(row["popularity"])),
+                relevance_score=h.score, match_reasons=list(h.match_reasons),
+                vector_similarity=h.vector_similarity, keyword_score=h.keyword_score))
+        return SearchResponse(results=out, total_count=result.total_count, page=result.page,
+                              page_size=result.page_size, query_parsed=result.parsed,
+                              search_time_ms=round(result.search_time_ms, 3),
+                              facets=result.facets, search_event_id=event_id)
+
+    def search(self, req: SearchRequest) -> SearchResponse:
+        """``POST /api/v1/search``: the hybrid pipeline."""
+        return self._run(req, "hybrid")
+
+    def search_keyword(self, req: SearchRequest) -> SearchResponse:
+        """``POST /api/v1/search/keyword``: BM25 only (debug/eval)."""
+        return self._run(req, "keyword")
+
+    def search_vector(self, req: SearchRequest) -> SearchResponse:
+        """``POST /api/v1/search/vector``: embeddings only (debug/eval)."""
+        return self._run(req, "vector")
+
+    def autocomplete(self, q: str, limit: int = 10) -> AutocompleteResponse:
+        """``GET /api/v1/search/autocomplete?q&limit``."""
+        if not q.strip():
+            raise _bad("q is empty", "empty_query")
+        if len(q) > 200:
+            raise _bad(f"q is {len(q)} characters; the limit is 200", "query_too_long")
+        if not 1 <= int(limit) <= 50:
+            raise _bad(f"limit must be in 1..50, got {limit}")
+        try:
+            found, cached = self.engine.autocomplete(q, int(limit))
+        except NotFittedError as exc:
+            raise ApiError(503, "not_ready", str(exc)) from exc
+        return AutocompleteResponse(
+            query=q, cached=cached,
+            suggestions=[SuggestionModel(**s.to_dict()) for s in found])
+
+    def click(self, req: ClickRequest) -> dict[str, Any]:
+        """``POST /api/v1/search/click``: log a click on a result."""
+        try:
+            click_id = self.analytics.log_click(req.search_event_id, req.content_id,
+                                                req.position)
+        except UnknownIdError as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
+        return {"click_id": click_id, "search_event_id": req.search_event_id}
+
+    def analytics_report(self, period: str = "24h", limit: int = 10) -> dict[str, Any]:
+        """``GET /api/v1/analytics?period&limit``."""
+        try:
+            return self.analytics.report(period, int(limit))
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+
+    # --- admin ranking ---------------------------------------------------------------
+    def get_ranking(self) -> dict[str, Any]:
+        """``GET /admin/search/ranking``: current version and weights."""
+        version, cfg = self.ranking.current()
+        return {"version": version, "weights": RankingWeights(**_as_dict(cfg)).model_dump()}
+
+    def put_ranking(self, weights: RankingWeights) -> dict[str, Any]:
+        """``PUT /admin/search/ranking``: store new weights as the next version."""
+        try:
+            version = self.ranking.put(RankingConfig(**weights.model_dump()))
+        except ValueError as exc:
+            raise _bad(str(exc), "invalid_weights") from exc
+        return {"version": version, "weights": weights.model_dump()}
+
+    def ranking_history(self, version: int) -> dict[str, Any]:
+        """``GET /admin/search/ranking/history/{version}``."""
+        return self._found(lambda: self.ranking.version(version))
+
+    def ranking_variants(self) -> list[dict[str, Any]]:
+        """``GET /admin/search/ranking/variants``."""
+        return self.ranking.variants()
+
+    def get_variant(self, name: str) -> dict[str, Any]:
+        """``GET /admin/search/ranking/variants/{name}``."""
+        return self._found(lambda: self.ranking.variant(name))
+
+    def put_variant(self, name: str, body: RankingVariantModel) -> dict[str, Any]:
+        """``PUT /admin/search/ranking/variants/{name}``."""
+        try:
+            return self.ranking.put_variant(name, RankingConfig(**body.weights.model_dump()),
+                                            is_active=body.is_active,
+                                            traffic_percentage=body.traffic_percentage)
+        except ValueError as exc:
+            raise _bad(str(exc), "invalid_weights") from exc
+
+    def delete_variant(self, name: str) -> dict[str, Any]:
+        """``DELETE /admin/search/ranking/variants/{name}``."""
+        self._found(lambda: self.ranking.delete_variant(name))
+        return {"deleted": name}
+
+    @staticmethod
+    def _found(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except UnknownIdError as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: whether an index is loaded and its size."""
+        return {"status": "ok" if len(self.engine) else "empty", "documents": len(self.engine)}
+
+
+def _as_dict(cfg: RankingConfig) -> dict[str, float]:
+    return {"vector": cfg.vector, "keyword": cfg.keyword, "quality": cfg.quality,
+            "freshness": cfg.freshness, "popularity": cfg.popularity}
+
+
+__all__ = [
+    "AutocompleteResponse", "ClickRequest", "FiltersModel", "RankingVariantModel",
+    "RankingWeights", "SearchHandler", "SearchRequest", "SearchResponse", "to_filters",
+]
