@@ -250,12 +250,39 @@ class Tracker:
         version = self.get_alias_version(name, alias)
         if version is None:
             raise ConfigError(f"registered model {name!r} has no alias {alias!r}")
-        source = self.client.get_model_version(name, str(version)).source
+        return self.download_model_version(name, version, dst)
+
+    def download_model_version(self, name: str, version: int | str,
+                               dst: str | Path | None = None) -> Path:
+        """Download the model directory of ``name`` version ``version``.
+
+        Raises:
+            ConfigError: no such registered model version.
+        """
+        source = self.model_version_info(name, version)["source"]
         target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="sona-model-"))
         target.mkdir(parents=True, exist_ok=True)
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
                                                     tracking_uri=self.uri)
         return Path(local)
+
+    def model_version_info(self, name: str, version: int | str) -> dict[str, Any]:
+        """``{"version", "run_id", "source", "tags", "aliases"}`` of one registered version.
+
+        Raises:
+            ConfigError: no such registered model version.
+        """
+        try:
+            mv = self.client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            raise ConfigError(f"registered model {name!r} has no version {version}") from exc
+        return {"version": int(mv.version), "run_id": mv.run_id, "source": mv.source,
+                "tags": dict(mv.tags or {}), "aliases": list(mv.aliases or [])}
+
+    def set_version_tags(self, name: str, version: int | str, tags: Mapping[str, Any]) -> None:
+        """Set string tags on one registered model version (e.g. a promotion's reason)."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), str(key), str(value))
 
 
 def _resolve_uri(uri: str) -> str:
