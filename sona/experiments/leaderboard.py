@@ -83,6 +83,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _p(value: float, n_boot: int) -> str:
+    """A bootstrap p-value; 0 means below the resolution 1/n_boot."""
+    return f"< {1 / n_boot:.0e}" if value == 0 else f"{value:.3g}"
+
+
 def _header(metric: str, k: int) -> str:
     return metric if metric in ("coverage", "personalization", "novelty") else f"{metric}@{k}"
 
@@ -155,14 +160,16 @@ def to_markdown(result: ExperimentResult) -> str:
             f"Paired test on per-user {c.metric}@{cfg.k} over {c.n} users: "
             f"{c.a} {c.mean_a:.4f} vs {c.b} {c.mean_b:.4f}, difference {c.mean_diff:+.4f}, "
             f"{c.confidence:.0%} bootstrap CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
-            f"({c.n_boot} resamples, p = {c.bootstrap_p:.4f}); Wilcoxon signed-rank "
-            f"p = {_fmt(c.wilcoxon_p)}: {verdict}.",
+            f"({c.n_boot} resamples, p = {_p(c.bootstrap_p, c.n_boot)}); Wilcoxon signed-rank "
+            f"p = {c.wilcoxon_p:.3g}: {verdict}.",
         ]
     if result.published:
         lines += ["", "## Published reference rows", "", f"Source: {PUBLISHED_SOURCE}.", "",
                   PUBLISHED_NOTE, "",
-                  "Their split is stratified 75/25 like ours but was drawn by their code and "
-                  "seed, so compare magnitudes, not the last digit."]
+                  "Their split is a stratified 75/25 split too, but drawn by their code and "
+                  "seed and stratified by item (`python_stratified_split(..., "
+                  "filter_by=\"item\")` in the notebook) where ours is by "
+                  f"{cfg.split.by}: compare magnitudes, not the last digit."]
     return "\n".join(lines) + "\n"
 
 
