@@ -21,6 +21,12 @@ _TYPES = {"movie": "movie", "series": "series", "episode": "episode", "short": "
           "special": "special"}
 
 
+def _art(data: dict[str, Any], kind: str, ratio: str) -> str | None:
+    # aspect-ratio keys contain dots, so they cannot be part of a dotted path
+    by_ratio = b.get(data, f"image.{kind}", None) or {}
+    return b.text(by_ratio.get(ratio) or {}, "url")
+
+
 class DisneyPlusNormalizer(b.Normalizer):
     """Disney+ raw record -> canonical record."""
 
@@ -53,8 +59,8 @@ class DisneyPlusNormalizer(b.Normalizer):
                 available_from=b.timestamp(data, "availability.appearsFrom"),
                 available_until=b.timestamp(data, "availability.expiresAt"),
                 video_qualities=list(b.get(data, "mediaMetadata.videoQualities", None) or [])),
-            images=Images(poster_medium=b.text(data, "image.tile.0.71.url"),
-                          backdrop=b.text(data, "image.background.1.78.url")),
+            images=Images(poster_medium=_art(data, "tile", "0.71"),
+                          backdrop=_art(data, "background", "1.78")),
             rating=b.maturity(mpaa[0].get("value")) if mpaa else None, updated_at=fetched_at)
 
     def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
