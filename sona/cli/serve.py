@@ -1,0 +1,193 @@
+"""``sona promote``, ``sona export``, ``sona keys ...`` and ``sona serve``.
+
+All four read the serving YAML (``--config``, else ``$SONA_SERVING_CONFIG``, else the
+defaults): registered model name, bundle folder, MLflow store and the SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from sona.cli import app
+
+if TYPE_CHECKING:
+    from sona.serving.app import ServingConfig
+    from sona.serving.export_onnx import ExportConfig
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="serving YAML (default: $SONA_SERVING_CONFIG, else built-in defaults)")]
+NameOpt = Annotated[str | None, typer.Option(
+    "--name", help="registered model name (default: the config's model_name)")]
+ContentOpt = Annotated[str, typer.Option(
+    "--content", help="item content vectors: text (MiniLM), tfidf or genres")]
+ExporterOpt = Annotated[str, typer.Option(
+    "--exporter", help="ONNX exporter: dynamo (torch.export) or torchscript (legacy, fast)")]
+DataDirOpt = Annotated[Path, typer.Option(
+    "--data-dir", help="datasets folder; ML-100K is read from <data-dir>/ml-100k")]
+CatalogOpt = Annotated[Path | None, typer.Option(
+    "--catalog", help="catalog file (item_id, title, genres) instead of ML-100K")]
+
+keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _serving(config: Path | None) -> ServingConfig:
+    from sona.serving.app import load_serving_config
+
+    return load_serving_config(config)
+
+
+def _export_config(content: str, exporter: str) -> ExportConfig:
+    from sona.config import from_dict
+    from sona.serving.export_onnx import ExportConfig
+
+    return from_dict(ExportConfig, {"content": {"source": content}, "exporter": exporter})
+
+
+@app.command("promote")
+def promote_command(
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name")],
+    metric: Annotated[str, typer.Option("--metric", help="run metric to rank by")] = "ndcg_at_10",
+    minimize: Annotated[bool, typer.Option("--minimize", help="lower is better")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (audit log)")] = None,
+    export: Annotated[bool, typer.Option("--export/--no-export",
+                                         help="export the new champion's ONNX bundle")] = True,
+    name: NameOpt = None, config: ConfigOpt = None, content: ContentOpt = "text",
+    exporter: ExporterOpt = "dynamo", data_dir: DataDirOpt = Path("datasets"),
+    catalog: CatalogOpt = None,
+) -> None:
+    """Register the best run of EXPERIMENT and move the champion alias to it."""
+    from sona.db import sqlite_url
+    from sona.experiments.tracking import Tracker
+    from sona.serving.audit import AuditLog
+    from sona.serving.promotion import export_version, load_export_data, promote_best
+
+    cfg = _serving(config)
+    model_name = name or cfg.model_name
+    tracker = Tracker(cfg.tracking)
+    audit = AuditLog(sqlite_url(cfg.database))
+    done = promote_best(tracker, experiment, metric, model_name, maximize=not minimize,
+                        reason=reason, audit=audit)
+    console = Console()
+    console.print(f"champion: {done.name} v{done.version} (run {done.run_name or done.run_id}, "
+                  f"{done.metric}={done.value:.4f})"
+                  + (f"; previous: v{done.previous}" if done.previous else ""))
+    if export:
+        result = export_version(tracker, model_name, done.version, cfg.models_dir,
+                                load_export_data(data_dir, catalog=catalog),
+                                _export_config(content, exporter))
+        console.print(f"exported to {result.path}")
+
+
+@app.command("export")
+def export_command(
+    version: Annotated[str | None, typer.Option(
+        "--version", help="registered version (default: the champion)")] = None,
+    name: NameOpt = None, config: ConfigOpt = None, content: ContentOpt = "text",
+    exporter: ExporterOpt = "dynamo", data_dir: DataDirOpt = Path("datasets"),
+    catalog: CatalogOpt = None,
+) -> None:
+    """Write a registered version as ONNX under models/<name>/<version>/ (parity-checked)."""
+    from sona.errors import ConfigError
+    from sona.experiments.tracking import Tracker
+    from sona.serving.promotion import export_version, load_export_data
+
+    cfg = _serving(config)
+    model_name = name or cfg.model_name
+    tracker = Tracker(cfg.tracking)
+    target = version if version is not None else tracker.get_alias_version(
+        model_name, cfg.alias)
+    if target is None:
+        raise ConfigError(f"{model_name!r} has no champion; run `sona promote` or pass --version")
+    result = export_version(tracker, model_name, target, cfg.models_dir,
+                            load_export_data(data_dir, catalog=catalog),
+                            _export_config(content, exporter))
+    console = Console()
+    for check in result.manifest["parity"]["checks"]:
+        console.print(f"parity {check['graph']:>7}: max|diff| {check['max_abs_diff']:.2e} over "
+                      f"{check['n_inputs']} inputs, top-10 identical "
+                      f"{check['top10_identical']:.0%}")
+    console.print(f"exported {model_name} v{target} to {result.path}")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[list[str], typer.Option(
+        "--scope", help="read, write or admin (repeatable; admin implies all)")],
+    key_name: Annotated[str, typer.Option("--key-name", help="label for humans")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from sona.db import sqlite_url
+    from sona.serving.audit import AuditLog
+    from sona.serving.auth import KeyStore, check_scopes
+
+    cfg = _serving(config)
+    try:
+        scopes = check_scopes(scope)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scope") from None
+    url = sqlite_url(cfg.database)
+    meta, plain = KeyStore(url).create(scopes, name=key_name)
+    AuditLog(url).record("api_key_created", "api_key", str(meta.key_id),
+                         details={"scopes": list(meta.scopes), "name": key_name})
+    typer.echo(plain)
+    typer.echo(f"key id {meta.key_id}, scopes {', '.join(meta.scopes)}; store it now, it is "
+               "not shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOpt = None) -> None:
+    """List keys (id, prefix, scopes, state); never the keys themselves."""
+    from sona.db import sqlite_url
+    from sona.serving.auth import KeyStore
+
+    cfg = _serving(config)
+    for key in KeyStore(sqlite_url(cfg.database)).list():
+        state = "revoked" if key.revoked else "active"
+        typer.echo(f"{key.key_id}\t{key.prefix}...\t{','.join(key.scopes)}\t{state}\t{key.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="key id from `sona keys list`")],
+                config: ConfigOpt = None) -> None:
+    """Revoke a key by id."""
+    from sona.db import sqlite_url
+    from sona.errors import ConfigError
+    from sona.serving.audit import AuditLog
+    from sona.serving.auth import KeyStore
+
+    cfg = _serving(config)
+    url = sqlite_url(cfg.database)
+    if not KeyStore(url).revoke(key_id):
+        raise ConfigError(f"no API key with id {key_id}")
+    AuditLog(url).record("api_key_revoked", "api_key", str(key_id))
+    typer.echo(f"revoked key {key_id}")
+
+
+@app.command("serve")
+def serve_command(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 3000,
+) -> None:
+    """Run the BentoML service (serving/service.py) in the foreground."""
+    from sona.serving.process import REPO_ROOT
+
+    env = dict(os.environ)
+    if config is not None:
+        env["SONA_SERVING_CONFIG"] = str(config.resolve())
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    env.setdefault("BENTOML_HOME", str(REPO_ROOT / ".bentoml"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    os.execve(bentoml, [bentoml, "serve", "service:Sona", "--working-dir",
+                        str(REPO_ROOT / "serving"), "--host", host, "--port", str(port)], env)
+
