@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,13 +178,12 @@ def test_malformed_file_raises_data_error(tmp_path: Path,
         run_experiment(cfg, progress=False)
 
 
-def test_spark_engine_dispatch(tmp_path: Path,
-                               make_tiny_config: Callable[..., ExperimentConfig]) -> None:
-    cfg = with_tracking(make_tiny_config(tmp_path, engine="spark"), False)
-    try:
-        import sona.engines.spark  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ConfigError, match="engine spark requires sona.engines.spark"):
-            run_experiment(cfg, progress=False)
-    else:
-        pytest.skip("sona.engines.spark exists: its own tests cover the Spark path")
+def test_spark_engine_without_the_module_is_a_config_error(
+        tmp_path: Path, make_tiny_config: Callable[..., ExperimentConfig],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes `import sona.engines.spark` fail exactly as when the
+    # module (or pyspark) is not installed: ModuleNotFoundError naming the module
+    monkeypatch.setitem(sys.modules, "sona.engines.spark", None)
+    cfg = with_tracking(make_tiny_config(tmp_path, store_template=None, engine="spark"), False)
+    with pytest.raises(ConfigError, match=r"engine spark requires sona.engines.spark \(pyspark\)"):
+        run_experiment(cfg, progress=False)
