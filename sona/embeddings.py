@@ -177,9 +177,16 @@ class TextEncoder:
         table = self._cache_table()
         if path is None or not table:
             return
-        keys = np.array(list(table), dtype="<U64")
-        vectors = np.stack(list(table.values())).astype(np.float32)
-        io.write_npz_atomic(path, {"keys": keys, "vectors": vectors})
+        # other processes share the cache: merge what they wrote since we read it, under a
+        # lock, so concurrent writers never drop each other's vectors
+        with io.file_lock(path.with_name(path.name + ".lock")):
+            disk = io.read_npz(path)
+            if disk:
+                for key, vector in zip(disk["keys"], disk["vectors"], strict=True):
+                    table.setdefault(str(key), vector)
+            keys = np.array(list(table), dtype="<U64")
+            vectors = np.stack(list(table.values())).astype(np.float32)
+            io.write_npz_atomic(path, {"keys": keys, "vectors": vectors})
 
     def cached(self, texts: Sequence[str]) -> NDArray[np.bool_]:
         """Which of ``texts`` are already in the cache (no encoding happens)."""
@@ -187,16 +194,25 @@ class TextEncoder:
         return np.array([text_key(t) in table for t in _check_texts(texts)], dtype=bool)
 
     # --- encoding -----------------------------------------------------------------
-    def encode(self, texts: Sequence[str]) -> FloatMatrix:
+    def encode(self, texts: Sequence[str], *, use_cache: bool = True) -> FloatMatrix:
         """Embed ``texts``; shape ``(len(texts), dim)`` float32, in input order.
 
         Only texts missing from the cache are run through the model (each distinct text
-        once); new vectors are appended to the npz cache.
+        once); new vectors are appended to the npz cache. ``use_cache=False`` bypasses the
+        cache entirely (search queries: one-off texts must not rewrite the catalog's npz).
 
         Raises:
             TypeError: ``texts`` is a bare string or holds non-strings.
         """
         items = _check_texts(texts)
+        if not use_cache:
+            if not items:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            raw = self._load().encode(items, batch_size=self.config.batch_size,
+                                      show_progress_bar=False, convert_to_numpy=True,
+                                      normalize_embeddings=False)
+            matrix = np.asarray(raw, dtype=np.float32)
+            return _l2_normalize(matrix) if self.config.normalize else matrix
         table = self._cache_table()
         keys = [text_key(t) for t in items]
         missing: dict[str, str] = {}
@@ -288,8 +304,8 @@ class TfidfEncoder:
         self.version_ = hashlib.sha256(vocab.encode()).hexdigest()[:16]
         return self
 
-    def encode(self, texts: Sequence[str]) -> FloatMatrix:
-        """Embed ``texts`` -> float32 ``(n, dim)``."""
+    def encode(self, texts: Sequence[str], *, use_cache: bool = True) -> FloatMatrix:
+        """Embed ``texts`` -> float32 ``(n, dim)`` (``use_cache`` exists for API parity)."""
         self._check_fitted()
         items = _check_texts(texts)
         tfidf = self.vectorizer_.transform(items)

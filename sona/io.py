@@ -6,11 +6,12 @@ turned into :class:`~sona.errors.DataError` naming the file, never a bare pandas
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,27 @@ def write_npz_atomic(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     with open(tmp, "wb") as fh:
         np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
     os.replace(tmp, p)
+
+
+def write_parquet(path: PathLike, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as Parquet (list columns stay lists), creating parent folders."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the block.
+
+    Used by caches that several processes read-modify-write (the embedding npz).
+    """
+    import fcntl
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -30,6 +30,9 @@ from sona.search.filters import MATURITY_LEVELS, PLATFORMS, SearchFilters
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset({"the", "a", "an", "of", "and", "or", "in", "on", "at", "to", "for",
+                       "with", "from", "by", "is", "it", "this", "that", "as", "be"})
+"""Dropped from keyword queries that have other words (kept in the title phrase clause)."""
 _FIELDS = ("title", "alternate_titles", "people", "genres", "overview")
 # words a genre is indexed under, so "sci-fi", "science fiction" and "scifi" all hit sci_fi
 _GENRE_WORDS: dict[str, str] = {
@@ -194,7 +197,12 @@ class TextIndex:
         """
         terms: list[str] = []
         phrase: list[str] = []
-        for word in words(text):
+        tokens = words(text)
+        content = [w for w in tokens if w not in STOPWORDS]
+        for word in tokens:
+            if content and word in STOPWORDS:  # "the" alone would match half the catalog
+                phrase.append(word)
+                continue
             fixes = self.corrections(word) if self.config.fuzzy else []
             if fixes:
                 group = " OR ".join(fixes)
@@ -205,7 +213,8 @@ class TextIndex:
                 phrase.append(word)
         if len(phrase) > 1 and self.config.phrase_boost > 0:
             terms.append(f'title:"{" ".join(phrase)}"^{self.config.phrase_boost:g}')
-        return " ".join(terms), phrase
+        searched = [w for w in phrase if w not in STOPWORDS] if content else phrase
+        return " ".join(terms), searched
 
     def _filter_query(self, filters: SearchFilters) -> object | None:
         from tantivy import FieldType, Occur, Query
@@ -285,4 +294,4 @@ class TextIndex:
         return int(self._searcher.search(query, 1, count=True).count)
 
 
-__all__ = ["TextIndex", "TextIndexConfig", "fold", "words"]
+__all__ = ["STOPWORDS", "TextIndex", "TextIndexConfig", "fold", "words"]
