@@ -262,3 +262,15 @@ def file_lock(path: PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_lines(path: PathLike) -> list[str]:
+    """Non-empty lines of a UTF-8 text file (JSON-lines readers).
+
+    Raises:
+        DataError: the file is missing.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError("file not found", path=p)
+    return [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
