@@ -1,0 +1,106 @@
+"""Serving test helpers: synthetic data, bundle/config builders, tiny HTTP client.
+
+Bundles use the legacy TorchScript exporter and genre content vectors so the session
+builds in a few seconds; ``test_export_onnx.py`` covers the dynamo exporter separately.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sona import io
+from sona.data.interactions import Catalog, Interactions
+from sona.serving.bundle import ContentConfig
+from sona.serving.export_onnx import ExportConfig
+from sona.serving.process import ServerProcess
+from sona.testing.fixtures import power_law_frame
+
+MODEL_NAME = "test-recs"
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary",
+          "Children's"]
+FAST_EXPORT = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
+
+
+@dataclass(frozen=True)
+class ServingData:
+    data: Interactions
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
+class Bundles:
+    models_dir: Path
+    v1: Path  # EASE
+    v2: Path  # ALS
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    server: ServerProcess
+    url: str
+    admin_key: str
+    write_key: str
+    read_key: str
+    config: Path
+
+
+def make_serving_data(seed: int = 3) -> ServingData:
+    """120 users x 200 items, power-law popularity, timestamps over every hour of the day."""
+    frame = power_law_frame(120, 200, 2500, seed=seed)
+    frame["timestamp"] = 1.7e9 + np.arange(len(frame)) * 977.0
+    data = Interactions.from_frame(frame)
+    rng = np.random.default_rng(seed)
+    catalog = Catalog.from_frame(pd.DataFrame({
+        "item_id": data.items.ids_array,
+        "title": [f"Movie {i}" for i in range(len(data.items))],
+        "year": 1990 + rng.integers(0, 30, len(data.items)),
+        "genres": ["|".join(rng.choice(GENRES, size=2, replace=False))
+                   for _ in range(len(data.items))],
+    }))
+    return ServingData(data, catalog)
+
+
+def write_config(path: Path, bundles: Bundles, **overrides: Any) -> Path:
+    """A serving YAML for the test bundles (pinned to v1 unless overridden)."""
+    config = {"model_name": MODEL_NAME, "models_dir": str(bundles.models_dir), "version": "1",
+              "database": str(path.parent / "sona.db"), "poll_interval_s": 0,
+              "access_log": False, "threads": 4}
+    config.update(overrides)
+    io.write_yaml(path, config)
+    return path
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None,
+         raw: bytes | None = None) -> tuple[int, Any]:
+    """POST JSON with plain urllib; returns (status, parsed body)."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (loopback)
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        return exc.code, json.loads(payload) if payload else None
+
+
+def get(url: str) -> tuple[int, Any]:
+    """GET with plain urllib; returns (status, body: parsed JSON or text)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback)
+            text = resp.read().decode()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        text, status = exc.read().decode(), exc.code
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
