@@ -8,6 +8,15 @@ scores add the bias, and item-item cosine uses the latent factors only, so the p
 carried by the bias does not leak into "similar items". For inner-product search, the
 augmented vectors ``[u, 1]`` and ``[v, b]`` reproduce the score exactly.
 
+Negative sampling: implicit draws a negative as the item of a random training interaction,
+i.e. in proportion to popularity, where the BPR paper draws items uniformly. On MovieLens this
+pushes popular items down (ML-100K nDCG@10 0.29-0.38 against 0.42 with near-uniform
+negatives). ``uniform_negatives`` restores uniform draws without touching implicit: we append
+pseudo-users who interacted with every item. An item drawn from their rows is uniform over
+the catalogue, and a triple whose positive falls in their rows is always skipped by
+implicit's negative check (they "liked" everything), so they add draws but never updates.
+A share ``s`` of uniform negatives costs ``1 / (1 - s)`` times the sampling work per epoch.
+
 Determinism: implicit runs lock-free (Hogwild) SGD over ``n_threads`` threads, so with more
 than one thread the update order, and thus the result, varies between runs. The default of
 one thread makes a refit with the same seed bit-identical.
@@ -31,18 +40,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BPRConfig:
-    """BPR settings (defaults tuned on ML-100K, stratified 75/25, nDCG@10)."""
+    """BPR settings; defaults tuned on ML-100K (stratified 75/25 per user, nDCG@10 0.420)."""
 
     # latent dimension of user and item factors (an item bias is learned on top)
-    n_factors: int = 64
+    n_factors: int = 128
     # SGD step size
-    learning_rate: float = 0.01
+    learning_rate: float = 0.03
     # L2 penalty on factors and biases, applied per SGD step (unitless)
-    regularization: float = 0.01
+    regularization: float = 0.001
     # epochs; each draws as many (user, positive, negative) triples as there are interactions
-    n_iter: int = 100
+    n_iter: int = 40
     # redraw a sampled negative the user actually interacted with (slower, usually better)
     verify_negative_samples: bool = True
+    # share of negatives drawn uniformly over items, in [0, 1); the rest are drawn in
+    # proportion to popularity (implicit's sampler). Needs verify_negative_samples.
+    uniform_negatives: float = 0.9
     # seed of the initialisation and of the samplers
     seed: int = 42
     # SGD threads; > 1 is faster but Hogwild updates make refits differ slightly
@@ -71,17 +83,20 @@ class BPR(Recommender[BPRConfig]):
         if cfg.learning_rate <= 0 or cfg.regularization < 0:
             raise ValueError(f"need learning_rate > 0 and regularization >= 0, got "
                              f"{cfg.learning_rate} and {cfg.regularization}")
+        if not 0.0 <= cfg.uniform_negatives < 1.0:
+            raise ValueError(f"uniform_negatives must be in [0, 1), got {cfg.uniform_negatives}")
+        if cfg.uniform_negatives > 0 and not cfg.verify_negative_samples:
+            raise ValueError("uniform_negatives > 0 needs verify_negative_samples=True "
+                             "(the padding users' triples are skipped by that check)")
         model = BayesianPersonalizedRanking(
             factors=cfg.n_factors, learning_rate=cfg.learning_rate,
             regularization=cfg.regularization, dtype=np.float32, iterations=cfg.n_iter,
             num_threads=cfg.n_threads, verify_negative_samples=cfg.verify_negative_samples,
             random_state=cfg.seed,
         )
-        # BPR reads only which pairs are present; weights are ignored
-        binary = (matrix > 0).astype(np.float32)
-        binary.sort_indices()
-        model.fit(binary, show_progress=cfg.show_progress)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors[:, :-1])
+        n_users = matrix.shape[0]
+        model.fit(training_matrix(matrix, cfg.uniform_negatives), show_progress=cfg.show_progress)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors[:n_users, :-1])
         self.item_factors_ = np.ascontiguousarray(model.item_factors[:, :-1])
         self.item_bias_ = np.ascontiguousarray(model.item_factors[:, -1])
 
@@ -108,3 +123,25 @@ class BPR(Recommender[BPRConfig]):
         self.user_factors_ = state["user_factors"]
         self.item_factors_ = state["item_factors"]
         self.item_bias_ = state["item_bias"]
+
+
+def training_matrix(matrix: sp.csr_matrix, uniform_negatives: float) -> sp.csr_matrix:
+    """The binary float32 CSR handed to implicit, padded with all-items pseudo-user rows.
+
+    ``ceil(s / (1 - s) * nnz / n_items)`` rows for a uniform share ``s``, so that share of
+    the entries (the pool implicit draws negatives from) is spread evenly over the items.
+    BPR reads only which pairs are present; weights are ignored.
+    """
+    binary = (matrix > 0).astype(np.float32)
+    binary.eliminate_zeros()
+    binary.sort_indices()
+    if uniform_negatives <= 0:
+        return binary
+    n_users, n_items = binary.shape
+    n_pad = int(np.ceil(uniform_negatives / (1.0 - uniform_negatives) * binary.nnz / n_items))
+    indices = np.concatenate([binary.indices, np.tile(np.arange(n_items), n_pad)])
+    indptr = np.concatenate([binary.indptr, binary.nnz + n_items * np.arange(1, n_pad + 1)])
+    # implicit's kernels need one integer type for indices and indptr
+    idx_dtype = np.int32 if indptr[-1] < np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices.astype(idx_dtype),
+                          indptr.astype(idx_dtype)), shape=(n_users + n_pad, n_items))
