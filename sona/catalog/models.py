@@ -4,7 +4,8 @@
   columns (filterable), lists/mappings (genres, availability, external ids...) are JSON.
 - ``entity_mappings``: ``(external_id, id_type) -> entity_id, confidence`` (SPEC §4,
   migration 008), upserted by entity resolution.
-- ``audit_log``: SPEC §5 audit rows.
+- ``catalog_audit_log``: SPEC §5 audit rows of catalog changes (named apart from the serving
+  ``audit_log`` table, whose columns differ, so both can share one database URL).
 - ``webhook_registrations`` / ``webhook_events``: webhook secrets and the durable event queue
   (pending -> processing -> completed | failed -> dead_lettered), so no Redis is needed.
 """
@@ -112,7 +113,7 @@ class EntityMappingRow(Base):
 class AuditRow(Base):
     """One audit record (SPEC §5)."""
 
-    __tablename__ = "audit_log"
+    __tablename__ = "catalog_audit_log"
     __table_args__ = (Index("ix_audit_action_time", "action", "timestamp"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

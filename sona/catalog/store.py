@@ -12,17 +12,17 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from sona.catalog.models import AuditRow, Base, ContentRow, EntityMappingRow
 from sona.catalog.schema import Availability, ContentItem, utcnow
+from sona.db import make_engine
 from sona.errors import SonaError, UnknownIdError
 
 log = logging.getLogger(__name__)
@@ -67,24 +67,17 @@ class Actor(BaseModel):
 SYSTEM = Actor(user_id="system:ingest")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
 class CatalogStore:
     """The catalog database (see module docstring).
 
     Args:
-        url: SQLAlchemy URL; SQLite files get their parent folder created and WAL enabled.
+        url: SQLAlchemy URL; SQLite files get their folder created, WAL and a busy timeout
+            (:func:`sona.db.make_engine`).
     """
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
-        self.engine: Engine = _make_engine(url)
+        self.engine: Engine = make_engine(url)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -335,17 +328,6 @@ class CatalogStore:
         sess.add(AuditRow(id=str(uuid.uuid4()), timestamp=utcnow(), user_id=actor.user_id,
                           action=action, resource_type=resource_type, resource_id=resource_id,
                           details=details, ip=actor.ip, user_agent=actor.user_agent))
-
-
-def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def _row_values(item: ContentItem) -> dict[str, Any]:
