@@ -27,6 +27,7 @@ from sona import io
 from sona.data.ids import IdIndex
 from sona.data.interactions import Catalog, Interactions
 from sona.errors import DataError
+from sona.genres import GENRES, map_genre
 
 log = logging.getLogger(__name__)
 
@@ -118,39 +119,27 @@ def content_vectors(
     return out, info
 
 
-#: catalog genre spellings mapped onto SPEC §1's vocabulary (after lower-casing and
-#: turning spaces/hyphens into underscores)
-GENRE_ALIASES: dict[str, str] = {
-    "children's": "family", "children": "family", "kids": "family",
-    "science_fiction": "sci_fi", "scifi": "sci_fi", "film_noir": "crime",
-    "biopic": "biography", "sports": "sport", "suspense": "thriller", "romantic": "romance",
-}
-
-
-def canonical_genre(name: str) -> str:
-    """``"Sci-Fi" -> "sci_fi"``, ``"Children's" -> "family"`` (SPEC §1 genre vocabulary)."""
-    key = "_".join(str(name).strip().lower().replace("-", " ").split())
-    return GENRE_ALIASES.get(key, key)
-
-
 def genre_table(catalog: Catalog, items: IdIndex) -> tuple[sp.csr_matrix, list[str]]:
-    """Binary ``(len(items), n_genres)`` matrix over canonical genre names (sorted).
+    """Binary ``(len(items), n_genres)`` matrix over canonical genres (SPEC §1 order).
 
-    Catalog genres that map to one canonical name share a column; ``unknown`` is dropped.
+    Catalog labels are mapped with :func:`sona.genres.map_genre` (``"Sci-Fi"`` -> sci_fi,
+    ``"Children's"`` -> family, ``"Film-Noir"`` -> crime + mystery); labels without a
+    canonical genre (``unknown``) are dropped. Only genres some item has get a column.
     """
     raw, vocab = catalog.genre_matrix(items)
-    names = sorted({canonical_genre(g) for g in vocab} - {"unknown", ""})
+    mapped = [map_genre(label) for label in vocab]
+    present = {g for gs in mapped for g in gs}
+    names = [g for g in GENRES if g in present]
     col = {g: j for j, g in enumerate(names)}
     rows, cols = [], []
     coo = raw.tocoo()
     for r, c in zip(coo.row, coo.col, strict=True):
-        target = col.get(canonical_genre(vocab[c]))
-        if target is not None:
+        for genre in mapped[c]:
             rows.append(r)
-            cols.append(target)
+            cols.append(col[genre])
     mat = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                         shape=(len(items), len(names)))
-    mat.data[:] = 1.0  # merged aliases may have summed to 2
+    mat.data[:] = 1.0  # two labels mapping to one genre summed to 2
     return mat, names
 
 
@@ -185,7 +174,7 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "GENRE_ALIASES", "MANIFEST", "TIME_WINDOWS", "ContentConfig", "canonical_genre",
-    "content_vectors", "read_manifest",
-    "genre_table", "time_of_day_popularity",
+    "MANIFEST", "TIME_WINDOWS", "ContentConfig", "content_vectors", "genre_table",
+    "read_manifest",
+    "time_of_day_popularity",
 ]

@@ -22,13 +22,15 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from sona.genres import map_genres
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel
 from sona.serving.schemas import RecommendationContext
 
 Matrix = NDArray[np.float32]
 
-#: SPEC §2.6 mood table (genres outside the catalog vocabulary simply never match)
+#: SPEC §2.6 mood table, labels as in the SPEC; they are mapped onto canonical genres with
+#: :func:`sona.genres.map_genre` ("nature" -> documentary; "classic" has no genre)
 MOOD_GENRES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("happy", "joyful", "cheerful"), ("comedy", "family", "animation")),
     **dict.fromkeys(("sad", "melancholy", "somber"), ("drama", "romance")),
@@ -165,10 +167,11 @@ def context_scores(model: LoadedModel, ctx: RecommendationContext) -> Matrix | N
     pop = _popularity_share(model)
     parts = []
     if ctx.mood:
-        wanted = MOOD_GENRES.get(ctx.mood.strip().lower(), DEFAULT_MOOD_GENRES)
+        labels = MOOD_GENRES.get(ctx.mood.strip().lower(), DEFAULT_MOOD_GENRES)
+        wanted = map_genres(labels)
         cols = [c for c in (model.genre_column(g) for g in wanted) if c is not None]
         matched = model.genres[:, cols].sum(axis=1) if cols else np.zeros(model.n_items)
-        parts.append(np.where(matched > 0, 0.5 * pop + 0.5 * matched / len(wanted), 0.0))
+        parts.append(np.where(matched > 0, 0.5 * pop + 0.5 * matched / max(len(wanted), 1), 0.0))
     if ctx.time_of_day:
         window = model.window_popularity(ctx.time_of_day)
         if window is not None and window.max(initial=0.0) > 0:
@@ -187,7 +190,8 @@ def cold_start(model: LoadedModel, user: UserState, limit: int, *,
     ``0.8 - 0.02·i``; otherwise global trending (popularity), ``0.6 - 0.01·i``. Ties in
     popularity keep the lower item index first (deterministic).
     """
-    cols = [c for c in (model.genre_column(g) for g in user.signup_genres) if c is not None]
+    genres = map_genres(user.signup_genres)
+    cols = [c for c in (model.genre_column(g) for g in genres) if c is not None]
     eligible = np.ones(model.n_items, bool)
     if exclude_watched and len(user.watched):
         eligible[user.watched] = False
