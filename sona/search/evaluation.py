@@ -281,11 +281,11 @@ def ranking_grid() -> list[RankingConfig]:
                 for popularity in (0.0, 0.1):
                     for freshness in (0.0, 0.05):
                         total = vector + keyword + quality + popularity + freshness
-                        v, kw, q, p = (round(x / total, 4) for x in
+                        v, kw, q, p = (round(x / total, 6) for x in
                                        (vector, keyword, quality, popularity))
-                        grid.append(RankingConfig(vector=v, keyword=kw, quality=q,
-                                                  popularity=p,
-                                                  freshness=round(1.0 - v - kw - q - p, 4)))
+                        grid.append(RankingConfig(
+                            vector=v, keyword=kw, quality=q, popularity=p,
+                            freshness=max(0.0, round(1.0 - v - kw - q - p, 6))))
     return grid
 
 
