@@ -27,7 +27,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # sub-command modules attach themselves to `app`; import order sets --help order
-    from sona.cli import bench, bench_overhead, bench_serving, data, search, serve  # noqa: F401
+    from sona.cli import (  # noqa: F401
+        bench, bench_overhead, bench_serving, data, ingest, search, serve,
+    )
 
     for optional in ("sona.cli.run",):
         try:

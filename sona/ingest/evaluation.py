@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from sona.ingest.resolution import RULES, Resolution
+from sona.ingest.resolution import MATCH_RULES, RULES, Resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +65,12 @@ def _score(rule: str, links: int, tp: int, positives: int) -> RuleScore:
 
 
 def evaluate_resolution(record_ids: Sequence[str], resolutions: Sequence[Resolution],
-                        truth: Mapping[str, int]) -> ResolutionReport:
+                        truth: Mapping[str, int], *,
+                        rules: Sequence[str] = MATCH_RULES) -> ResolutionReport:
     """Score ``resolutions`` (aligned with ``record_ids``, in resolution order).
+
+    ``rules`` are the match rules the resolver had enabled (one row each); ``platform_id``
+    gets a row when it linked anything.
 
     Raises:
         ValueError: misaligned inputs or a record without ground truth.
@@ -98,7 +102,8 @@ def evaluate_resolution(record_ids: Sequence[str], resolutions: Sequence[Resolut
             tps[res.rule] += 1
     per_rule = []
     for rule in RULES[:-1]:
-        if rule == "platform_id" and not links[rule]:
+        if (rule == "platform_id" and not links[rule]) or (
+                rule != "platform_id" and rule not in rules):
             continue
         reached = sum(1 for rank in positive_rank if rank >= order[rule])
         per_rule.append(_score(rule, links[rule], tps[rule], reached))

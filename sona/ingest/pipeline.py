@@ -153,7 +153,8 @@ class IngestPipeline:
         for res in resolutions:
             report.decided_by[res.rule] = report.decided_by.get(res.rule, 0) + 1
         if truth is not None:
-            report.resolution = evaluate_resolution(kept, resolutions, truth)
+            report.resolution = evaluate_resolution(kept, resolutions, truth,
+                                                    rules=self.resolver.config.rules)
         t3 = time.perf_counter()
         groups: dict[str, list[CanonicalRecord]] = {}
         for rec, res in zip(records, resolutions, strict=True):
