@@ -274,3 +274,37 @@ def read_lines(path: PathLike) -> list[str]:
     if not p.exists():
         raise DataError("file not found", path=p)
     return [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+    """Write ``data`` via a temporary file and rename, so readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, p)
+
+
+def read_bytes(path: PathLike) -> bytes:
+    """The bytes of a file.
+
+    Raises:
+        DataError: the file is missing.
+    """
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise DataError("file not found", path=p) from None
+
+
+def remove_tree(path: PathLike) -> int:
+    """Delete a folder and everything below it; returns the number of files removed."""
+    import shutil
+
+    p = Path(path)
+    if not p.exists():
+        return 0
+    count = sum(1 for f in p.rglob("*") if f.is_file())
+    shutil.rmtree(p)
+    return count
