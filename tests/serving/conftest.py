@@ -45,7 +45,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, serving_data: ServingData)
 def server(tmp_path_factory: pytest.TempPathFactory, bundles: Bundles) -> Iterator[RunningServer]:
     """One real ``bentoml serve`` on a free 127.0.0.1 port for the whole session."""
     work = tmp_path_factory.mktemp("server")
-    config = write_config(work / "serving.yaml", bundles)
+    config = write_config(work / "serving.yaml", bundles.models_dir)
     keys = KeyStore(sqlite_url(work / "sona.db"))
     admin = keys.create(["admin"], name="test-admin")[1]
     write = keys.create(["write"], name="test-write")[1]

@@ -68,9 +68,9 @@ def make_serving_data(seed: int = 3) -> ServingData:
     return ServingData(data, catalog)
 
 
-def write_config(path: Path, bundles: Bundles, **overrides: Any) -> Path:
-    """A serving YAML for the test bundles (pinned to v1 unless overridden)."""
-    config = {"model_name": MODEL_NAME, "models_dir": str(bundles.models_dir), "version": "1",
+def write_config(path: Path, models_dir: Path, **overrides: Any) -> Path:
+    """A serving YAML for bundles under ``models_dir`` (pinned to v1 unless overridden)."""
+    config = {"model_name": MODEL_NAME, "models_dir": str(models_dir), "version": "1",
               "database": str(path.parent / "sona.db"), "poll_interval_s": 0,
               "access_log": False, "threads": 4}
     config.update(overrides)

@@ -30,7 +30,7 @@ NOW = 1_700_000_000
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, bundles: Bundles) -> Iterator[SonaApp]:
     work = tmp_path_factory.mktemp("recs")
-    sona_app = SonaApp(load_serving_config(write_config(work / "serving.yaml", bundles)))
+    sona_app = SonaApp(load_serving_config(write_config(work / "serving.yaml", bundles.models_dir)))
     yield sona_app
     sona_app.close()
 
