@@ -1,0 +1,47 @@
+"""``sona ingest``: eval table, run into a SQLite catalog, quality report (in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from sona.catalog import CatalogStore
+from sona.cli import _register, app
+
+ML = str(Path(__file__).resolve().parents[2] / "datasets" / "ml-100k")
+runner = CliRunner()
+_register()
+
+
+def test_eval_prints_per_rule_table_and_writes_json(ml100k, tmp_path):
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["ingest", "eval", "--data", ML, "--n-movies", "120",
+                              "--encoder", "none", "--output", str(out)],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for word in ("eidr", "external_id", "fuzzy_title", "overall", "pairwise", "precision"):
+        assert word in res.output
+    table = json.loads(out.read_text())
+    rows = {r["rule"]: r for r in table["rows"]}
+    assert set(rows) == {"eidr", "external_id", "fuzzy_title", "overall", "pairwise"}
+    assert rows["overall"]["f1"] >= 0.97 and table["encoder"] == "none"
+
+
+def test_run_ingests_feeds_then_quality(ml100k, tmp_path):
+    db = f"sqlite:///{tmp_path}/catalog.db"
+    res = runner.invoke(app, ["ingest", "run", "--data", ML, "--n-movies", "40", "--db", db,
+                              "--encoder", "none", "--no-progress",
+                              "--save-feeds", str(tmp_path / "feeds")],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    store = CatalogStore(db)
+    assert 40 <= store.count() <= 45  # a few misses without the embedding rule
+    saved = json.loads((tmp_path / "feeds" / "truth.json").read_text())
+    assert len(saved) == sum(len(json.loads(p.read_text()))
+                             for p in (tmp_path / "feeds").glob("*.json") if p.name != "truth.json")
+    res = runner.invoke(app, ["ingest", "quality", "--db", db, "--threshold", "0.9"],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert f"{store.count()} items" in res.output and "below 0.9" in res.output
