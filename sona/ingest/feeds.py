@@ -20,6 +20,7 @@ twice under two item ids), keyed by the smallest item id.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import string
@@ -108,6 +109,15 @@ class Feeds:
         for rec in self.records:
             out[rec.platform].append(rec)
         return out
+
+
+def feeds_digest(feeds: Feeds) -> str:
+    """sha256 of the records and ground truth (canonical JSON): equal digests, equal feeds."""
+    digest = hashlib.sha256()
+    for rec in feeds.records:
+        digest.update(rec.model_dump_json().encode())
+        digest.update(f"|{feeds.truth[rec.id]}\n".encode())
+    return digest.hexdigest()
 
 
 def build_works(catalog: Catalog, ratings: pd.DataFrame | None, *, seed: int) -> dict[int, Work]:
@@ -315,4 +325,6 @@ def _check(config: FeedConfig) -> None:
         raise ValueError(f"FeedConfig.n_movies must be >= 1, got {config.n_movies}")
 
 
-__all__ = ["FEED_VERSION", "FeedConfig", "Feeds", "Work", "build_works", "generate_feeds"]
+__all__ = [
+    "FEED_VERSION", "FeedConfig", "Feeds", "Work", "build_works", "feeds_digest", "generate_feeds",
+]

@@ -9,7 +9,7 @@ import pytest
 from sona.genres import map_genre
 from sona.ingest.feed_render import render
 from sona.ingest.feed_shapes import GENRE_LABELS, PROFILES, Listing
-from sona.ingest.feeds import FeedConfig, build_works, generate_feeds
+from sona.ingest.feeds import FEED_VERSION, FeedConfig, build_works, feeds_digest, generate_feeds
 from sona.ingest.normalizers import normalize
 from sona.ingest.records import RawRecord
 
@@ -19,6 +19,13 @@ def test_same_config_same_feeds(ml100k, feeds300):
     assert [r.model_dump() for r in again.records] == [r.model_dump() for r in feeds300.records]
     other = generate_feeds(ml100k.catalog, None, FeedConfig(n_movies=300, seed=7))
     assert [r.id for r in other.records] != [r.id for r in feeds300.records]
+
+
+def test_digest_pins_the_registered_feeds(feeds300):
+    # datasets/REGISTRY.md lists this digest; a generator change must bump FEED_VERSION
+    assert FEED_VERSION == "1"
+    assert feeds_digest(feeds300) == (
+        "acc7f1566b32f8571214fa57f2a9ad172d10380bbd300bcaa3511e4cd9653b5a")
 
 
 def test_truth_covers_every_record_and_every_work_is_offered(feeds300):
