@@ -36,7 +36,7 @@ import pandas as pd
 from sona.data.interactions import Catalog, Interactions
 from sona.embeddings import kg_facts
 from sona.errors import DataError
-from sona.genres import GENRE_SET, map_genres, movielens_genres
+from sona.genres import GENRE_SET, check_genres, map_genres, movielens_genres
 
 DOCUMENT_COLUMNS: tuple[str, ...] = (
     "item_id", "title", "alternate_titles", "overview", "people", "genres", "platforms",
@@ -125,6 +125,7 @@ def check_documents(frame: pd.DataFrame) -> pd.DataFrame:
         bad = [g for g in genres if g not in GENRE_SET]
         if bad:
             raise DataError(f"non-canonical genre(s) {bad}", column="genres", row=row)
+    out["genres"] = [check_genres(g) for g in out["genres"]]  # canonical order
     for col in FLOAT_COLUMNS:
         default = 0.0 if col in ("popularity", "quality") else np.nan
         out[col] = (pd.to_numeric(out[col], errors="coerce").astype(np.float64)
