@@ -28,7 +28,13 @@ app = typer.Typer(
 def _register() -> None:
     # sub-command modules attach themselves to `app`; import order sets --help order
     from sona.cli import (  # noqa: F401
-        bench, bench_overhead, bench_serving, data, ingest, search, serve,
+        bench,
+        bench_overhead,
+        bench_serving,
+        data,
+        ingest,
+        search,
+        serve,
     )
 
     for optional in ("sona.cli.run",):
