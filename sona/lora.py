@@ -12,12 +12,13 @@ faster SPARC rate. The adapter's score of an item is
 ``clamp(dot(LoRA(content), preference_vector), -1, 1)``, which the hybrid ranker turns into
 a boost ``score *= 1 + lora_boost·lora_score``.
 
-:class:`AdapterStore` persists versioned per-user ``B`` matrices (SPEC §1 LoRAAdapterRecord).
+:class:`AdapterStore` persists versioned per-user ``B`` matrices (SPEC §1 LoRAAdapterRecord);
+its directory and SQL backends live in :mod:`sona.lora_store` and :mod:`sona.lora_sql`
+(re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,11 +26,16 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Float, Integer, LargeBinary, String, Text, delete, func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sona.db import make_engine
 from sona.errors import DataError
+from sona.lora_sql import SqlAdapterStore
+from sona.lora_store import (
+    USER_MATRIX,
+    AdapterInfo,
+    AdapterRecord,
+    AdapterStore,
+    DirectoryAdapterStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,136 +207,8 @@ def lora_scores(base: NDArray[np.float32], user: NDArray[np.float32], items: NDA
         np.float32)
 
 
-# --- persistence ------------------------------------------------------------------------
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _AdapterRow(_Base):
-    __tablename__ = "lora_adapters"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(String(128), index=True)
-    adapter_name: Mapped[str] = mapped_column(String(64), default="default")
-    version: Mapped[int] = mapped_column(Integer)
-    weights: Mapped[bytes] = mapped_column(LargeBinary)
-    dtype: Mapped[str] = mapped_column(String(16))
-    dim: Mapped[int] = mapped_column(Integer)
-    rank: Mapped[int] = mapped_column(Integer)
-    scaling_factor: Mapped[float] = mapped_column(Float)
-    training_iterations: Mapped[int] = mapped_column(Integer)
-    last_trained_time: Mapped[float] = mapped_column(Float)
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    base_model_version: Mapped[str] = mapped_column(String(64), default="")
-    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    metrics: Mapped[str] = mapped_column(Text, default="{}")
-    created_at: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float)
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterRecord:
-    """One stored adapter version (SPEC §1 LoRAAdapterRecord)."""
-
-    user_id: str
-    adapter_name: str
-    version: int
-    user_matrix: NDArray[np.float32]  # B, (D, rank), float32 in memory
-    rank: int
-    scaling_factor: float
-    training_iterations: int
-    last_trained_time: float
-    size_bytes: int
-    base_model_version: str
-    metrics: dict[str, float]
-
-
-class AdapterStore:
-    """Versioned per-user LoRA ``B`` matrices in a relational store.
-
-    Args:
-        url: SQLAlchemy URL.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        _Base.metadata.create_all(self.engine)
-
-    def save(self, user_id: str, user_matrix: NDArray[np.float32], *, scaling: float,
-             training_iterations: int, base_model_version: str, metrics: dict[str, float],
-             adapter_name: str = "default", dtype: str = "float32") -> AdapterRecord:
-        """Store a new version (max + 1 for this user and adapter name)."""
-        blob = np.ascontiguousarray(user_matrix, dtype=dtype).tobytes()
-        now = time.time()
-        with Session(self.engine) as session, session.begin():
-            latest = session.scalar(select(func.max(_AdapterRow.version)).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name))
-            row = _AdapterRow(
-                user_id=str(user_id), adapter_name=adapter_name, version=int(latest or 0) + 1,
-                weights=blob, dtype=dtype, dim=int(user_matrix.shape[0]),
-                rank=int(user_matrix.shape[1]), scaling_factor=float(scaling),
-                training_iterations=int(training_iterations), last_trained_time=now,
-                size_bytes=len(blob), base_model_version=str(base_model_version),
-                metrics=json.dumps(metrics), created_at=now, updated_at=now)
-            session.add(row)
-            session.flush()
-            return _record(row)
-
-    def latest(self, user_id: str, adapter_name: str = "default") -> AdapterRecord | None:
-        """The newest version, or None."""
-        with Session(self.engine) as session:
-            row = session.scalars(select(_AdapterRow).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name,
-            ).order_by(_AdapterRow.version.desc()).limit(1)).first()
-            return _record(row) if row is not None else None
-
-    def get(self, user_id: str, version: int, adapter_name: str = "default") -> AdapterRecord:
-        """A specific version.
-
-        Raises:
-            DataError: no such version.
-        """
-        with Session(self.engine) as session:
-            row = session.scalars(select(_AdapterRow).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name,
-                _AdapterRow.version == int(version))).first()
-            if row is None:
-                raise DataError(f"no LoRA adapter {adapter_name!r} version {version} "
-                                f"for user {user_id!r}")
-            return _record(row)
-
-    def versions(self, user_id: str, adapter_name: str = "default") -> list[int]:
-        """Stored version numbers, ascending."""
-        with Session(self.engine) as session:
-            return [int(v) for v in session.scalars(select(_AdapterRow.version).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name,
-            ).order_by(_AdapterRow.version))]
-
-    def delete(self, user_id: str) -> int:
-        """Delete every version of every adapter of ``user_id``; returns rows removed."""
-        with Session(self.engine) as session, session.begin():
-            result = session.execute(delete(_AdapterRow).where(_AdapterRow.user_id == str(user_id)))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    def stats(self) -> dict[str, float]:
-        """``{"adapters", "users", "total_bytes", "mean_bytes"}`` over all stored versions."""
-        with Session(self.engine) as session:
-            n, users, total = session.execute(select(
-                func.count(_AdapterRow.id), func.count(func.distinct(_AdapterRow.user_id)),
-                func.coalesce(func.sum(_AdapterRow.size_bytes), 0))).one()
-        return {"adapters": int(n), "users": int(users), "total_bytes": int(total),
-                "mean_bytes": float(total) / n if n else 0.0}
-
-
-def _record(row: _AdapterRow) -> AdapterRecord:
-    b = np.frombuffer(row.weights, dtype=row.dtype).astype(np.float32).reshape(row.dim, row.rank)
-    return AdapterRecord(row.user_id, row.adapter_name, row.version, b, row.rank,
-                         row.scaling_factor, row.training_iterations, row.last_trained_time,
-                         row.size_bytes, row.base_model_version, json.loads(row.metrics))
-
-
 __all__ = [
-    "AdapterRecord", "AdapterStore", "LoRAConfig", "TrainResult",
+    "USER_MATRIX", "AdapterInfo", "AdapterRecord", "AdapterStore", "DirectoryAdapterStore",
+    "SqlAdapterStore", "LoRAConfig", "TrainResult",
     "init_base_matrix", "lora_scores", "train_adapter",
 ]
