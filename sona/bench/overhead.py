@@ -20,8 +20,11 @@ reported. Both sides fit the same model from the same seed, so their nDCG must a
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -91,6 +94,7 @@ def run_overhead(train: Interactions, test: Interactions, *, config: ALSConfig |
     sona_times: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
     raw_times: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
     sona_ndcg = raw_ndcg = float("nan")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for rep in range(repeats + 1):  # repeat 0 is the untimed warm-up
         s_t, sona_ndcg = _time_sona(train, test, config, k)
         r_t, raw_ndcg = _time_implicit(user_items, train, test, config, k)
@@ -109,7 +113,7 @@ def run_overhead(train: Interactions, test: Interactions, *, config: ALSConfig |
     return OverheadResult(
         sona=sona_times, implicit=raw_times, ndcg={"sona": sona_ndcg, "implicit": raw_ndcg},
         config=to_dict(config), k=k, n_users=train.n_users, n_items=train.n_items,
-        n_train=len(train),
+        n_train=len(train), meta={"environment": _environment(load_before)},
     )
 
 
@@ -159,3 +163,14 @@ def _relevant_idx(train: Interactions, test: Interactions) -> list[set[int]]:
         if u >= 0:
             relevant[u].add(i)
     return relevant
+
+
+def _environment(load_before: float) -> dict[str, Any]:
+    """Versions and machine state: timings on a shared machine mean little without them."""
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "python": platform.python_version(), "numpy": np.__version__,
+        "implicit": version("implicit"), "scipy": version("scipy"),
+        "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "load_avg_1min": {"before": load_before, "after": load_after},
+    }

@@ -57,5 +57,9 @@ def overhead(
     console.print(table)
     console.print(f"nDCG@{k}: sona {result.ndcg['sona']:.4f}, "
                   f"implicit {result.ndcg['implicit']:.4f}")
+    env = result.meta["environment"]
+    load = env["load_avg_1min"]
+    console.print(f"{env['cpu_count']} CPUs, 1-min load average {load['before']:.1f} before, "
+                  f"{load['after']:.1f} after (a busy machine makes ratios noisy)")
     io.write_json(out, result.to_dict())
     console.print(f"wrote {out}")

@@ -48,3 +48,9 @@ def test_to_dict_is_json(result):
 def test_bad_repeats_raise(split):
     with pytest.raises(ValueError, match="repeats"):
         run_overhead(split.train, split.test, repeats=0)
+
+
+def test_environment_recorded(result):
+    env = result.to_dict()["environment"]
+    assert env["implicit"].count(".") >= 1 and env["cpu_count"] >= 1
+    assert set(env["load_avg_1min"]) == {"before", "after"}
