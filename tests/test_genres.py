@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from sona.genres import (
-    GENRES, MOVIELENS_GENRES, check_genres, map_genre, map_genres, movielens_genres,
+    GENRES,
+    MOVIELENS_GENRES,
+    check_genres,
+    map_genre,
+    map_genres,
+    movielens_genres,
     normalize_label,
 )
 
@@ -31,13 +36,15 @@ def test_spec_labels_map(label, expected):
 def test_normalize_and_many_labels():
     assert normalize_label("  Action &  Adventure ") == "action and adventure"
     assert normalize_label("Télé-Réalité") == "tele realite"
-    assert map_genres(["Thriller", "Sci-Fi", "sci fi", "Horror"]) == ["horror", "sci_fi", "thriller"]
+    labels = ["Thriller", "Sci-Fi", "sci fi", "Horror"]
+    assert map_genres(labels) == ["horror", "sci_fi", "thriller"]
 
 
 def test_every_movielens_label_is_canonical():
     for out in MOVIELENS_GENRES.values():
         assert set(out) <= set(GENRES)
-    assert movielens_genres(["Animation", "Children's", "Comedy"]) == ["animation", "comedy", "family"]
+    toy_story = ["Animation", "Children's", "Comedy"]
+    assert movielens_genres(toy_story) == ["animation", "comedy", "family"]
 
 
 def test_check_genres_rejects_noncanonical():

@@ -248,7 +248,8 @@ class CatalogStore:
             for row in rows:
                 value = float(scores[row.canonical_id])
                 if not 0.0 <= value <= 1.0:
-                    raise ValueError(f"quality score of {row.canonical_id} is {value}, not in [0, 1]")
+                    raise ValueError(
+                        f"quality score of {row.canonical_id} is {value}, not in [0, 1]")
                 if row.data_quality_score != value:
                     row.data_quality_score = value
                     changed += 1

@@ -94,7 +94,8 @@ def run(
                   f"on {len(feeds.config.platforms)} platforms (seed {seed})")
     if save_feeds is not None:
         for platform, recs in feeds.by_platform().items():
-            io.write_json(save_feeds / f"{platform}.json", [r.model_dump(mode="json") for r in recs])
+            io.write_json(save_feeds / f"{platform}.json",
+                          [r.model_dump(mode="json") for r in recs])
         io.write_json(save_feeds / "truth.json", feeds.truth)
         console.print(f"raw feeds and ground truth written to {save_feeds}")
     enc = _encoder(encoder, feeds, progress)

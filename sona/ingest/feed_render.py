@@ -113,7 +113,8 @@ def render_disney_plus(x: Listing) -> dict[str, Any]:
             "tile": {"0.71": {"url": _img(x, "poster_medium")}} if x.has_poster else None,
             "background": {"1.78": {"url": _img(x, "backdrop")}} if x.has_backdrop else None}),
         "brand": x.brand, "regions": x.regions,
-        "availability": {"appearsFrom": _iso(x.available_from), "expiresAt": _iso(x.available_until)},
+        "availability": {"appearsFrom": _iso(x.available_from),
+                         "expiresAt": _iso(x.available_until)},
     }
 
 
@@ -135,7 +136,8 @@ def render_hulu(x: Listing) -> dict[str, Any]:
 
 
 def render_apple_tv_plus(x: Listing) -> dict[str, Any]:
-    offers = [{"kind": "subscribe", "variant": "4K"}] if x.subscription else []
+    offers: list[dict[str, Any]] = [{"kind": "subscribe", "variant": "4K"}] if x.subscription \
+        else []
     for kind, price in (("rent", x.rental_price), ("buy", x.purchase_price)):
         if price is not None:
             offers.append({"kind": kind, "price": price, "currencyCode": x.currency,

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
 import numpy as np
 
 _ALNUM_UP = list(string.ascii_uppercase + string.digits)

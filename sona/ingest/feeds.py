@@ -46,15 +46,24 @@ _EDITIONS = (": Director's Cut", " (Remastered)", " - Special Edition", " [HD]",
              " (Extended Edition)", ": 20th Anniversary Edition")
 _ACCENTS = {"e": "é", "a": "à", "o": "ô", "u": "ü", "i": "í", "c": "ç", "n": "ñ"}
 _MOTIFS = {
-    "action": "a relentless chase across the city", "adventure": "an expedition into the unknown",
-    "animation": "a hand-drawn world full of talking creatures", "comedy": "a plan that goes hilariously wrong",
-    "crime": "a heist that unravels one betrayal at a time", "documentary": "real people and archival footage",
-    "drama": "a family facing the choice of a lifetime", "family": "friendship that survives every test",
-    "fantasy": "a kingdom bound by an ancient spell", "horror": "something waiting in the dark house",
-    "mystery": "a detective chasing a vanished witness", "romance": "two strangers who keep meeting",
-    "sci_fi": "a future where machines dream", "thriller": "a conspiracy closing in on one witness",
-    "western": "a lone rider and a town that owes him", "musical": "songs that carry a love story",
-    "war": "a platoon cut off behind the lines", "biography": "the life behind the legend",
+    "action": "a relentless chase across the city",
+    "adventure": "an expedition into the unknown",
+    "animation": "a hand-drawn world full of talking creatures",
+    "comedy": "a plan that goes hilariously wrong",
+    "crime": "a heist that unravels one betrayal at a time",
+    "documentary": "real people and archival footage",
+    "drama": "a family facing the choice of a lifetime",
+    "family": "friendship that survives every test",
+    "fantasy": "a kingdom bound by an ancient spell",
+    "horror": "something waiting in the dark house",
+    "mystery": "a detective chasing a vanished witness",
+    "romance": "two strangers who keep meeting",
+    "sci_fi": "a future where machines dream",
+    "thriller": "a conspiracy closing in on one witness",
+    "western": "a lone rider and a town that owes him",
+    "musical": "songs that carry a love story",
+    "war": "a platoon cut off behind the lines",
+    "biography": "the life behind the legend",
     "history": "a turning point of history",
 }
 
@@ -233,7 +242,8 @@ def _listing(work: Work, platform: str, works: dict[int, Work], ids: Sequence[in
         eidr_id=work.eidr_id if rng.random() < prof.p_eidr else None, imdb_id=imdb, tmdb_id=tmdb,
         regions=regions, subscription="subscription" in kinds,
         rental_price=float(rng.choice([2.99, 3.99, 4.99, 5.99])) if "rental" in kinds else None,
-        purchase_price=float(rng.choice([9.99, 12.99, 14.99, 19.99])) if "purchase" in kinds else None,
+        purchase_price=(float(rng.choice([9.99, 12.99, 14.99, 19.99]))
+                        if "purchase" in kinds else None),
         currency="USD", available_from=start, available_until=until,
         tier=tier,
         is_original=bool(rng.random() < prof.p_original),
@@ -285,7 +295,8 @@ def _rating_stats(ratings: pd.DataFrame | None) -> dict[int, tuple[float, int]]:
     if ratings is None or len(ratings) == 0:
         return {}
     g = ratings.groupby("item_id")["rating"].agg(["mean", "count"])
-    return {int(i): (float(m), int(c)) for i, m, c in zip(g.index, g["mean"], g["count"], strict=True)}
+    return {int(i): (float(m), int(c))
+            for i, m, c in zip(g.index, g["mean"], g["count"], strict=True)}
 
 
 def _eidr(rng: np.random.Generator) -> str:

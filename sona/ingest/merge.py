@@ -31,7 +31,8 @@ def _rank(record: CanonicalRecord) -> int:
     return TRUST.index(record.platform_id) if record.platform_id in TRUST else len(TRUST)
 
 
-def _vote(records: Sequence[CanonicalRecord], get: Callable[[CanonicalRecord], T | None]) -> T | None:
+def _vote(records: Sequence[CanonicalRecord],
+          get: Callable[[CanonicalRecord], T | None]) -> T | None:
     """Most frequent non-null value; ties go to the most trusted platform's value."""
     values = [(get(r), _rank(r)) for r in records]
     counts = Counter(v for v, _ in values if v is not None)
@@ -40,6 +41,10 @@ def _vote(records: Sequence[CanonicalRecord], get: Callable[[CanonicalRecord], T
     best = max(counts.values())
     return min(((v, rank) for v, rank in values if v is not None and counts[v] == best),
                key=lambda t: t[1])[0]
+
+
+def _external(id_type: str) -> Callable[[CanonicalRecord], str | None]:
+    return lambda r: r.external_ids.get(id_type)
 
 
 def _title(records: Sequence[CanonicalRecord]) -> str:
@@ -58,8 +63,7 @@ def item_from_records(entity_id: str, records: Sequence[CanonicalRecord], *, now
     if not records:
         raise ValueError(f"entity {entity_id} has no records to merge")
     ordered = sorted(records, key=_rank)
-    ext = {t: _vote(ordered, lambda r, t=t: r.external_ids.get(t))
-           for t in ("eidr_id", "imdb_id", "tmdb_id")}
+    ext = {t: _vote(ordered, _external(t)) for t in ("eidr_id", "imdb_id", "tmdb_id")}
     platform_ids: dict[str, str] = {}
     for r in ordered:
         platform_ids.setdefault(r.platform_id, r.platform_content_id)

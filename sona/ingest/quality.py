@@ -37,7 +37,8 @@ FIELD_WEIGHTS: dict[str, float] = {
 class QualityConfig:
     """Weights and decay of the quality score (SPEC §3.7 values)."""
 
-    field_weights: dict[str, float] = field(default_factory=lambda: dict(FIELD_WEIGHTS))  # per present field
+    # weight of each field when present (SPEC §3.7)
+    field_weights: dict[str, float] = field(default_factory=lambda: dict(FIELD_WEIGHTS))
     freshness_weight: float = 0.15  # weight of the freshness term in the base score (NEW)
     decay_per_day: float = 0.01  # freshness = exp(-decay_per_day * days since update)
     floor_fraction: float = 0.5  # the decayed score never drops below this share of base

@@ -292,9 +292,9 @@ class EntityResolver:
                 sim, entity = max(hits)
                 return Resolution(entity, "external_id", 0.99, sim), tuple(conflicts)
         if "fuzzy_title" in rules and record.release_year is not None and key:
-            hit = self._by_title(key, record.release_year)
-            if hit is not None:
-                entity, sim = hit
+            fuzzy = self._by_title(key, record.release_year)
+            if fuzzy is not None:
+                entity, sim = fuzzy
                 conf = _linear(sim, self.config.fuzzy_threshold, 1.0, 0.90, 0.98)
                 return Resolution(entity, "fuzzy_title", conf, sim), tuple(conflicts)
         return None, tuple(conflicts)

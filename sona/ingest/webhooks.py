@@ -173,7 +173,8 @@ class WebhookService:
                 sess.add(WebhookRegistrationRow(platform=platform, secret=secret, rate_limit=limit,
                                                 enabled=enabled, created_at=now, updated_at=now))
             else:
-                row.secret, row.rate_limit, row.enabled, row.updated_at = secret, limit, enabled, now
+                row.secret, row.rate_limit, row.enabled = secret, limit, enabled
+                row.updated_at = now
         self._buckets.pop(platform, None)
         self.store.audit("admin_action", "webhook", platform,
                          {"op": "register", "rate_limit": limit, "enabled": enabled},
@@ -267,10 +268,11 @@ class WebhookService:
                 outcome[self._failed(event_id, exc)] += 1
                 continue
             with self.store.session() as sess:
-                row = sess.get(WebhookEventRow, event_id)
-                assert row is not None
-                row.status, row.entity_id, row.completed_at = "completed", entity_id, self.clock()
-                row.attempts += 1
+                done = sess.get(WebhookEventRow, event_id)
+                assert done is not None  # the row was claimed above
+                done.status, done.entity_id, done.completed_at = (
+                    "completed", entity_id, self.clock())
+                done.attempts += 1
             outcome["completed"] += 1
         return outcome
 

@@ -291,18 +291,18 @@ class CatalogHandler:
             platform = self._platform(req.platform)
         if req.available_from and req.available_until and req.available_until < req.available_from:
             raise ApiError(400, "invalid_window", "available_until is before available_from")
-        common = {"platform": platform, "currency": req.currency,
-                  "regions": [r.upper() for r in req.regions],
-                  "available_from": req.available_from, "available_until": req.available_until}
-        offers = []
-        if req.subscription_required:
-            offers.append(Availability(availability_type="subscription", **common))
-        for kind, price in (("rental", req.rental_price), ("purchase", req.purchase_price)):
-            if price is not None:
-                offers.append(Availability(availability_type=kind, price_cents=round(price * 100),
-                                           **common))
-        if not offers:
-            offers.append(Availability(availability_type="free", **common))
+        common: dict[str, Any] = {
+            "platform": platform, "currency": req.currency,
+            "regions": [r.upper() for r in req.regions],
+            "available_from": req.available_from, "available_until": req.available_until}
+        kinds: list[tuple[str, float | None]] = (
+            [("subscription", None)] if req.subscription_required else [])
+        kinds += [(k, p) for k, p in (("rental", req.rental_price),
+                                      ("purchase", req.purchase_price)) if p is not None]
+        offers = [Availability.model_validate(
+            {**common, "availability_type": kind,
+             "price_cents": None if price is None else round(price * 100)})
+            for kind, price in kinds or [("free", None)]]
         updated = self.store.set_availability(content_id, platform, offers, actor=actor or Actor())
         self._announce("content.updated", updated, fields=["availability"], reindex=False)
         return _response(updated)

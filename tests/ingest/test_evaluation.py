@@ -25,7 +25,8 @@ def test_hand_computed_decisions_pairs_and_rules():
     # positives: r2, r3, r5 -> decided by eidr, new, external_id
     assert (rows["eidr"].links, rows["eidr"].tp, rows["eidr"].positives) == (1, 1, 3)
     assert rows["eidr"].precision == 1.0 and rows["eidr"].recall == pytest.approx(1 / 3)
-    assert (rows["external_id"].links, rows["external_id"].tp, rows["external_id"].positives) == (1, 0, 2)
+    ext = rows["external_id"]
+    assert (ext.links, ext.tp, ext.positives) == (1, 0, 2)
     assert (rows["fuzzy_title"].fp, rows["fuzzy_title"].positives) == (1, 1)
     assert rows["embedding"].links == 0 and math.isnan(rows["embedding"].precision)
     o = rep.overall

@@ -83,7 +83,8 @@ def test_render_then_normalise_round_trips(platform):
         genres=["action", "sci_fi"], maturity="R", eidr_id="10.5240/AAAA-BBBB-CCCC-DDDD-EEEE-F",
         imdb_id="tt0133093", tmdb_id="603", regions=["GB", "US"], subscription=False,
         rental_price=3.99, purchase_price=14.99, currency="USD", available_from=when,
-        available_until=None, tier=PROFILES[platform].tiers[0] if PROFILES[platform].tiers else None,
+        available_until=None,
+        tier=PROFILES[platform].tiers[0] if PROFILES[platform].tiers else None,
         is_original=False, qualities=["HD"], subtitles=["en"], user_rating=8.4, popularity=0.5,
         has_poster=True, has_backdrop=True, brand=None, fetched_at=when, views=30)
     rec = normalize(RawRecord(id="x", platform=platform, data=render(listing), fetched_at=when))

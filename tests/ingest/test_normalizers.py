@@ -32,7 +32,8 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "runtime_minutes": 136, "genres": ["action", "adventure", "sci_fi"], "rating": "R",
         "external_ids": {"imdb_id": "tt0133093", "tmdb_id": "603"},
         "availability.regions": ["US", "CA"], "availability.subscription_required": True,
-        "availability.available_from": d("2025-01-01"), "availability.available_until": d("2026-03-31"),
+        "availability.available_from": d("2025-01-01"),
+        "availability.available_until": d("2026-03-31"),
         "availability.video_qualities": ["HD", "UHD"], "images.poster_medium": "https://i/m.jpg",
         "images.backdrop": "https://i/b.jpg",
         "deep_links.mobile": "nflx://www.netflix.com/title/60000724",
@@ -133,7 +134,8 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "peacock": ({
         "id": "GMO_00000000261", "type": "ASSET/PROGRAMME",
         "attributes": {"title": "Jaws", "synopsisLong": "A great white shark.", "year": 1975,
-                       "durationSeconds": 7440, "genres": [{"title": "Thriller"}, {"title": "Horror"}],
+                       "durationSeconds": 7440,
+                       "genres": [{"title": "Thriller"}, {"title": "Horror"}],
                        "classification": ["PG"], "peacockOriginal": False, "tier": "Free",
                        "videoFormats": ["HD"]},
         "identifiers": {"eidr": "10.5240/8A35-3A7B-B6D7-EB30-3FE1-8"},
@@ -160,7 +162,8 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "youtube": ({
         "kind": "youtube#video", "id": "dQw4w9WgXcQ",
         "snippet": {"title": "Groundhog Day (1993) | Full Movie", "description": "Again.",
-                    "publishedAt": "2021-02-02T08:00:00Z", "tags": ["comedy", "romance", "full movie"],
+                    "publishedAt": "2021-02-02T08:00:00Z",
+                    "tags": ["comedy", "romance", "full movie"],
                     "thumbnails": {"high": {"url": "https://i/g.jpg"}}, "categoryId": "30"},
         "contentDetails": {"duration": "PT1H41M", "regionRestriction": {"allowed": ["US"]},
                            "definition": "hd"},
@@ -212,7 +215,8 @@ def test_offers_become_catalog_availability():
 
 @pytest.mark.parametrize(("platform", "mutate", "field"), [
     ("netflix", lambda d: d.pop("title"), "title"),
-    ("prime_video", lambda d: d["offers"].append({"offerType": "TVOD_RENTAL"}), "offers.3.price.amount"),
+    ("prime_video", lambda d: d["offers"].append({"offerType": "TVOD_RENTAL"}),
+     "offers.3.price.amount"),
     ("hulu", lambda d: d.update(tiers=["premium"]), "tiers"),
     ("paramount_plus", lambda d: d.update(airDate="1996-11-22"), "airDate"),
     ("youtube", lambda d: d["contentDetails"].update(duration="1h41m"), "contentDetails.duration"),

@@ -78,7 +78,8 @@ def test_rule4_embedding_catches_missing_years_but_not_other_years(char_encoder)
     night = r.resolve(rec("1", "Big Night", 1996))
     by_vec = r.resolve(rec("2", "Big Night", None, platform="youtube"))
     assert (by_vec.rule, by_vec.entity_id) == ("embedding", night.entity_id)
-    assert by_vec.similarity == pytest.approx(1.0, abs=1e-6) and by_vec.confidence == pytest.approx(0.95)
+    assert by_vec.similarity == pytest.approx(1.0, abs=1e-6)
+    assert by_vec.confidence == pytest.approx(0.95)
     # a remake far from 1996: the vector is identical but the years rule it out
     assert r.resolve(rec("3", "Big Night", 2012, platform="hulu")).is_new
 

@@ -183,4 +183,5 @@ def test_webhook_routes_and_crud_share_the_resolver(api):
 def test_every_public_method_has_a_scope():
     public = {n for n in dir(CatalogHandler) if not n.startswith("_")}
     assert public == set(ENDPOINT_SCOPES)
-    assert ENDPOINT_SCOPES["create_content"] == "admin" and ENDPOINT_SCOPES["receive_webhook"] is None
+    assert ENDPOINT_SCOPES["create_content"] == "admin"
+    assert ENDPOINT_SCOPES["receive_webhook"] is None

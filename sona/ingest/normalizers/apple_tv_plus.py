@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sona.catalog.schema import Images
+from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
 from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
 
@@ -32,7 +32,7 @@ class AppleTvPlusNormalizer(b.Normalizer):
         original = bool(b.get(attrs, "isAppleOriginal", False))
         prices: dict[str, float] = {}
         currency = None
-        qualities: set[str] = set()
+        qualities: set[VideoQuality] = set()
         for i, offer in enumerate(b.as_list(b.get(data, "offers", None), "offers")):
             kind = b.text(offer, "kind", required=True)
             if kind not in _KINDS:

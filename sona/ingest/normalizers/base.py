@@ -13,8 +13,9 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from sona.catalog.schema import MaturityRating
 from sona.errors import DataError
 from sona.genres import map_genres
 from sona.ingest.records import CanonicalRecord, DeepLinks, RawRecord
@@ -187,7 +188,7 @@ def human_duration_minutes(data: Any, path: str) -> int | None:
     return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
 
 
-def maturity(value: str | None) -> str | None:
+def maturity(value: str | None) -> MaturityRating | None:
     """Canonical maturity rating (``"PG-13"`` -> ``"PG13"``, ``"tv-ma"`` -> ``"TVMA"``)."""
     if value is None:
         return None
@@ -195,7 +196,7 @@ def maturity(value: str | None) -> str | None:
     if key not in _RATINGS:
         log.debug("unknown maturity rating %r dropped", value)
         return None
-    return _RATINGS[key]
+    return cast(MaturityRating, _RATINGS[key])
 
 
 def imdb_id(value: Any) -> str | None:

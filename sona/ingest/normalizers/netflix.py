@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sona.catalog.schema import Images
+from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
 from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
 
-_QUALITIES = ("SD", "HD", "UHD")
+_QUALITIES: tuple[VideoQuality, ...] = ("SD", "HD", "UHD")
 
 
 class NetflixNormalizer(b.Normalizer):

@@ -30,7 +30,8 @@ class PeacockNormalizer(b.Normalizer):
                   for g in b.as_list(b.get(attrs, "genres", None), "attributes.genres")]
         raw_tier = (b.text(attrs, "tier") or "Premium").lower().replace("-", " ")
         if raw_tier not in TIERS:
-            raise b.FieldError("attributes.tier", f"expected one of {list(TIERS)}, got {raw_tier!r}")
+            raise b.FieldError("attributes.tier",
+                               f"expected one of {list(TIERS)}, got {raw_tier!r}")
         tier = TIERS[raw_tier]
         original = bool(b.get(attrs, "peacockOriginal", False))
         kinds = {img.get("type"): img.get("url")

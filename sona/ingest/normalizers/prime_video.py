@@ -11,9 +11,9 @@ quality}]``, ``territories``, ``window {start, end}``, ``images {packshot, hero}
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sona.catalog.schema import Images
+from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
 from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
 
@@ -35,7 +35,8 @@ class PrimeVideoNormalizer(b.Normalizer):
         for i, offer in enumerate(b.as_list(b.get(data, "offers", None), "offers")):
             kind = b.text(offer, "offerType", required=True)
             if kind not in _KINDS:
-                raise b.FieldError(f"offers.{i}.offerType", f"expected one of {_KINDS}, got {kind!r}")
+                raise b.FieldError(f"offers.{i}.offerType",
+                                   f"expected one of {_KINDS}, got {kind!r}")
             qualities.add(b.text(offer, "quality") or "HD")
             if kind == "SUBSCRIPTION":
                 subscription = True
@@ -69,10 +70,11 @@ class PrimeVideoNormalizer(b.Normalizer):
                 available_from=b.timestamp(data, "window.start"),
                 available_until=b.timestamp(data, "window.end"),
                 tier="prime" if subscription else None,
-                video_qualities=sorted(q for q in qualities if q in ("SD", "HD", "UHD", "HDR")),
+                video_qualities=[cast(VideoQuality, q) for q in sorted(qualities)
+                                 if q in ("SD", "HD", "UHD", "HDR")],
                 subtitle_languages=list(b.get(data, "subtitleLanguages", None) or [])),
             images=Images(poster_large=images.get("packshot"), backdrop=images.get("hero")),
-            rating=None if age is None else _AGE[age],  # type: ignore[arg-type]
+            rating=None if age is None else b.maturity(_AGE[age]),
             user_rating=None if stars is None else min(10.0, 2 * stars),
             updated_at=fetched_at)
 
