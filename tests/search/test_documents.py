@@ -5,7 +5,11 @@ import pytest
 
 from sona.errors import DataError
 from sona.search.documents import (
-    check_documents, describe, document_texts, documents_from_catalog, documents_from_items,
+    check_documents,
+    describe,
+    document_texts,
+    documents_from_catalog,
+    documents_from_items,
     split_movielens_title,
 )
 

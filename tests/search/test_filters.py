@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from sona.search.filters import (
-    DocumentArrays, SearchFilters, canonical_genres, canonical_platform, normalize_maturity,
+    DocumentArrays,
+    SearchFilters,
+    canonical_genres,
+    canonical_platform,
+    normalize_maturity,
 )
 
 

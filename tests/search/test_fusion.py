@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from sona.search.fusion import (
-    RRF_K, RankingConfig, minmax, personalize, rerank, rrf, union, weighted_sum,
+    RRF_K,
+    RankingConfig,
+    minmax,
+    personalize,
+    rerank,
+    rrf,
+    union,
+    weighted_sum,
 )
 
 

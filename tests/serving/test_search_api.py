@@ -11,7 +11,11 @@ from sona.search.engine import SearchConfig, SearchEngine
 from sona.search.faiss_index import FaissIndexConfig
 from sona.serving.errors import ApiError
 from sona.serving.search_api import (
-    ClickRequest, RankingVariantModel, RankingWeights, SearchHandler, SearchRequest,
+    ClickRequest,
+    RankingVariantModel,
+    RankingWeights,
+    SearchHandler,
+    SearchRequest,
 )
 
 DOCS = [(1, "Star Wars", ["sci_fi", "action"], 1977, 1.0), (2, "Alien", ["sci_fi", "horror"],
