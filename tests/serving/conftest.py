@@ -10,8 +10,6 @@ from serving_fixtures import (
     MODEL_NAME,
     Bundles,
     RunningServer,
-    ServingData,
-    make_serving_data,
     write_config,
 )
 
@@ -21,6 +19,7 @@ from sona.models.ease import EASE, EASEConfig
 from sona.serving.auth import KeyStore
 from sona.serving.export_onnx import export_model
 from sona.serving.process import ServerProcess
+from sona.testing.serving import ServingData, make_serving_data
 
 
 @pytest.fixture(scope="session")

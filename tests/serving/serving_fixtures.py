@@ -13,26 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from sona import io
-from sona.data.interactions import Catalog, Interactions
 from sona.serving.bundle import ContentConfig
 from sona.serving.export_onnx import ExportConfig
 from sona.serving.process import ServerProcess
-from sona.testing.fixtures import power_law_frame
 
 MODEL_NAME = "test-recs"
-GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary",
-          "Children's"]
 FAST_EXPORT = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
-
-
-@dataclass(frozen=True)
-class ServingData:
-    data: Interactions
-    catalog: Catalog
 
 
 @dataclass(frozen=True)
@@ -50,22 +37,6 @@ class RunningServer:
     write_key: str
     read_key: str
     config: Path
-
-
-def make_serving_data(seed: int = 3) -> ServingData:
-    """120 users x 200 items, power-law popularity, timestamps over every hour of the day."""
-    frame = power_law_frame(120, 200, 2500, seed=seed)
-    frame["timestamp"] = 1.7e9 + np.arange(len(frame)) * 977.0
-    data = Interactions.from_frame(frame)
-    rng = np.random.default_rng(seed)
-    catalog = Catalog.from_frame(pd.DataFrame({
-        "item_id": data.items.ids_array,
-        "title": [f"Movie {i}" for i in range(len(data.items))],
-        "year": 1990 + rng.integers(0, 30, len(data.items)),
-        "genres": ["|".join(rng.choice(GENRES, size=2, replace=False))
-                   for _ in range(len(data.items))],
-    }))
-    return ServingData(data, catalog)
 
 
 def write_config(path: Path, models_dir: Path, **overrides: Any) -> Path:

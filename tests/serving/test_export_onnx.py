@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from serving_fixtures import FAST_EXPORT, ServingData
+from serving_fixtures import FAST_EXPORT
 
 from sona import io
 from sona.models.als import ALS, ALSConfig
@@ -23,6 +23,7 @@ from sona.serving.bundle import read_manifest
 from sona.serving.export_onnx import ExportConfig, export_graph, export_model, scorer_spec
 from sona.serving.graphs import FactorScorer
 from sona.serving.parity import content_parity, ranker_parity, scorer_parity
+from sona.testing.serving import ServingData
 
 ATOL = 1e-5
 N_INPUTS = 1000

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serving_fixtures import FAST_EXPORT, MODEL_NAME, ServingData, post, write_config
+from serving_fixtures import FAST_EXPORT, MODEL_NAME, post, write_config
 
 from sona.db import sqlite_url
 from sona.experiments.spec import TrackingConfig
@@ -28,6 +28,7 @@ from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore
 from sona.serving.process import ServerProcess
 from sona.serving.promotion import ExportData, export_version, promote_best
+from sona.testing.serving import ServingData
 
 pytestmark = pytest.mark.slow  # MLflow + two servers: ~30 s on 2 busy cores
 

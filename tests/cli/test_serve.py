@@ -1,0 +1,90 @@
+"""``sona keys`` and ``sona promote``/``sona export`` through the CLI (real stores)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sona import io
+from sona.cli import _register, app
+from sona.db import sqlite_url
+from sona.errors import ConfigError
+from sona.serving.auth import KeyStore
+from sona.testing.serving import make_serving_data
+
+runner = CliRunner()
+_register()
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "serving.yaml"
+    io.write_yaml(path, {
+        "model_name": "cli-recs", "models_dir": str(tmp_path / "models"),
+        "database": str(tmp_path / "sona.db"),
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                     "artifact_dir": str(tmp_path / "artifacts")}})
+    return path
+
+
+def test_keys_create_prints_once_and_stores_the_hash(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    res = runner.invoke(app, ["keys", "create", "--scope", "admin", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    key = res.stdout.strip().splitlines()[0]
+    assert re.fullmatch(r"sk_[A-Za-z0-9]{32}", key)
+    store = KeyStore(sqlite_url(tmp_path / "sona.db"))
+    found = store.verify(key)
+    assert found is not None and found.scopes == ("admin",)
+    listed = runner.invoke(app, ["keys", "list", "--config", str(config)])
+    assert listed.exit_code == 0 and key[:7] in listed.stdout and key not in listed.stdout
+    revoked = runner.invoke(app, ["keys", "revoke", str(found.key_id), "--config", str(config)])
+    assert revoked.exit_code == 0 and store.verify(key) is None
+    missing = runner.invoke(app, ["keys", "revoke", "99", "--config", str(config)])
+    # main() prints SonaErrors on one line and exits 2; CliRunner shows the exception
+    assert isinstance(missing.exception, ConfigError)
+    assert str(missing.exception) == "no API key with id 99"
+
+
+def test_keys_create_rejects_unknown_scope(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["keys", "create", "--scope", "root", "--config",
+                              str(_config(tmp_path))])
+    assert res.exit_code == 2 and "valid scopes" in res.output
+
+
+@pytest.mark.slow
+def test_promote_then_export(tmp_path: Path) -> None:
+    from sona.experiments.spec import TrackingConfig
+    from sona.experiments.tracking import Tracker
+    from sona.models.ease import EASE, EASEConfig
+    from sona.models.popularity import Popularity
+
+    config = _config(tmp_path)
+    served = make_serving_data()
+    catalog = served.catalog.frame.assign(genres=lambda f: f["genres"].map("|".join))
+    catalog_file = tmp_path / "catalog.csv"
+    pd.DataFrame(catalog).to_csv(catalog_file, index=False)
+    tracker = Tracker(TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                     artifact_dir=str(tmp_path / "artifacts")))
+    for name, model, ndcg in [("pop", Popularity(), 0.1),
+                              ("ease", EASE(EASEConfig(l2=10.0)), 0.4)]:
+        with tracker.run("cli-exp", name) as run:
+            run.log_metrics({"ndcg_at_10": ndcg})
+            run.log_model(model.fit(served.data))
+    args = ["--config", str(config), "--content", "genres", "--exporter", "torchscript",
+            "--catalog", str(catalog_file)]
+    res = runner.invoke(app, ["promote", "--experiment", "cli-exp", *args])
+    assert res.exit_code == 0, res.output
+    assert "champion: cli-recs v1" in res.stdout and "ndcg_at_10=0.4000" in res.stdout
+    manifest = io.read_json(tmp_path / "models" / "cli-recs" / "1" / "manifest.json")
+    assert manifest["model_class"].endswith("EASE") and manifest["run_id"]
+    res = runner.invoke(app, ["export", *args])  # the champion again, re-exported
+    assert res.exit_code == 0, res.output
+    assert "top-10 identical 100%" in res.stdout and "exported cli-recs v1" in res.stdout
+    bad = runner.invoke(app, ["promote", "--experiment", "nope", "--no-export",
+                              "--config", str(config)])
+    assert isinstance(bad.exception, ConfigError)
+    assert "no MLflow experiment named 'nope'" in str(bad.exception)
