@@ -98,3 +98,26 @@ def test_audit_filters_by_action_and_date_range(store):
     assert len(store.audit_log(since=t0, until=t1)) == 2
     assert store.audit_log(since=t1) == []
     assert [r.action for r in store.audit_log(user_id="b")] == ["api_key_created"]
+
+
+def test_postgresql_by_url_crud_upsert_and_audit(postgres_url):
+    store = CatalogStore(postgres_url)
+    try:
+        item = store.add(_item(embedding=[0.25, 0.5], source_platforms=["hulu"],
+                               availability=[Availability(platform="hulu",
+                                                          availability_type="rental",
+                                                          price_cents=399, regions=["US"])]))
+        got = store.get(item.canonical_id)
+        assert got.embedding == [0.25, 0.5] and got.availability[0].price_cents == 399
+        assert got.created_at.tzinfo is not None
+        store.update(item.canonical_id, {"title": "The Matrix Reloaded"})
+        store.upsert_mappings([("tt0133093", "imdb_id", item.canonical_id, 0.99)])
+        store.upsert_mappings([("tt0133093", "imdb_id", item.canonical_id, 1.0)])
+        assert store.lookup_mapping("tt0133093", "imdb_id") == (item.canonical_id, 1.0)
+        assert [i.title for i in store.list_items(platform="hulu")] == ["The Matrix Reloaded"]
+        store.delete(item.canonical_id)
+        actions = [r.action for r in store.audit_log(resource_id=item.canonical_id)]
+        assert actions == ["content_deleted", "content_updated", "content_created"]
+        assert store.mappings() == []
+    finally:
+        store.close()
