@@ -18,6 +18,7 @@ from sona.models.bpr import BPR
 from sona.models.ease import EASE
 from sona.models.item_knn import ItemKNN
 from sona.models.popularity import Popularity
+from sona.models.two_tower import TwoTower
 
 #: model name (as written in experiment YAML) -> Recommender subclass
 MODELS: dict[str, type[Recommender[Any]]] = {
@@ -26,6 +27,7 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "itemknn": ItemKNN,
     "als": ALS,
     "bpr": BPR,
+    "two_tower": TwoTower,
 }
 
 
