@@ -121,3 +121,25 @@ def test_catalog_texts_ml100k(ml100k):
     texts = catalog_texts(ml100k.catalog, ml100k.kg, ml100k.links)
     assert len(texts) == 1682
     assert texts[0].startswith("Toy Story (1995). Genres: animation, children's, comedy.")
+
+
+def test_concurrent_writers_merge_their_vectors(encoder, tmp_path):
+    # two encoders read the (empty) cache, then each adds its own text: neither is lost
+    config = EncoderConfig(cache_dir=str(tmp_path), show_progress=False)
+    first, second = TextEncoder(config), TextEncoder(config)
+    first._model = second._model = encoder._load()
+    first._cache_table()
+    second._cache_table()
+    first.encode(["only the first encoder saw this"])
+    second.encode(["only the second encoder saw this"])
+    fresh = TextEncoder(config)
+    assert fresh.cached(["only the first encoder saw this",
+                         "only the second encoder saw this"]).all()
+
+
+def test_use_cache_false_never_touches_disk(encoder, tmp_path):
+    config = EncoderConfig(cache_dir=str(tmp_path), show_progress=False)
+    enc = TextEncoder(config)
+    enc._model = encoder._load()
+    v = enc.encode(["a one-off query"], use_cache=False)
+    assert v.shape == (1, 384) and not enc.cache_path.exists()
