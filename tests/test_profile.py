@@ -96,3 +96,57 @@ def test_profile_store_round_trip(tmp_path) -> None:
     updated = store.set_signup_genres("u1", ["horror"], dim=2)
     assert updated.signup_genres == ("horror",)
     assert store.get("u1").genre_affinities == {"drama": 0.7}  # type: ignore[union-attr]
+
+
+# --- more hand-computed cases (model zoo, issue 3) ---------------------------------------
+
+@pytest.mark.parametrize(("event", "expected"), [
+    # c = 0.5 + 0.35/1.4 = 0.75; 0.4·0.75 + 0.3·(3-1)/4 + 0.2 (rewatch) = 0.65
+    (ViewingEvent(1, NOW, 0.65, rating=3, is_rewatch=True), 0.65),
+    # c = 0.5 + 1.7/1.4 = 1.714...; 0.686 + 0.3 + 0.2 = 1.186 -> clamped to 1
+    (ViewingEvent(1, NOW, 2.0, rating=5, is_rewatch=True), 1.0),
+    # unrated, rewatch, dismissed at c = 1: 0.4 + 0.15 + 0.2 - 0.5 = 0.25
+    (ViewingEvent(1, NOW, 1.0, is_rewatch=True, dismissed=True), 0.25),
+])
+def test_engagement_weight_mid_completion_and_clamps(event: ViewingEvent,
+                                                     expected: float) -> None:
+    assert engagement_weight(event) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("days_ago", "expected"), [
+    (60.0, 0.95 ** 2),
+    (45.9, 0.95 ** 1.5),  # 45 whole days
+    (29.99, 0.95 ** (29 / 30)),  # 29 whole days: not yet one full period
+    (0.5, 1.0),  # same day
+])
+def test_decay_whole_days_more_cases(days_ago: float, expected: float) -> None:
+    assert decay_weight(NOW - days_ago * DAY, NOW) == pytest.approx(expected, abs=1e-12)
+
+
+def test_decay_follows_profile_config() -> None:
+    from sona.profile import ProfileConfig
+
+    config = ProfileConfig(decay_base=0.5, decay_period_days=10.0)
+    assert decay_weight(NOW - 20 * DAY, NOW, config) == pytest.approx(0.25)
+
+
+def test_preference_vector_mixes_overlapping_vectors() -> None:
+    s = 1 / np.sqrt(2)
+    vectors = np.array([[s, s], [1.0, 0.0]], dtype=np.float32)
+    events = [ViewingEvent("a", NOW, 1.0, rating=1),  # w = 0.4
+              ViewingEvent("b", NOW - 45.5 * DAY, 1.0, rating=5)]  # 0.7 · 0.95^(45/30)
+    vec = preference_vector(events, [0, 1], vectors, now=NOW)
+    raw = 0.4 * np.array([s, s]) + 0.7 * 0.95 ** 1.5 * np.array([1.0, 0.0])
+    np.testing.assert_allclose(vec, raw / np.linalg.norm(raw), atol=1e-6)
+    assert vec.dtype == np.float32
+
+
+def test_completion_exactly_at_threshold_counts() -> None:
+    vectors = np.eye(2, dtype=np.float32)
+    vec = preference_vector([ViewingEvent(1, NOW, 0.3)], [1], vectors, now=NOW)
+    np.testing.assert_allclose(vec, [0.0, 1.0], atol=1e-7)
+
+
+def test_preference_vector_of_no_events_is_zero_of_the_item_dim() -> None:
+    vec = preference_vector([], [], np.ones((3, 384), dtype=np.float32), now=NOW)
+    assert vec.shape == (384,) and vec.dtype == np.float32 and not vec.any()
