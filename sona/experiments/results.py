@@ -107,6 +107,16 @@ class ExperimentResult:
         """Model name -> MLflow child run id."""
         return {m.name: m.run_id for m in self.models}
 
+    def to_frame(self) -> Any:
+        """Leaderboard as a pandas frame (SONA rows, then published ones), for notebooks."""
+        import pandas as pd
+
+        records = []
+        for row in [*self.rows, *self.published]:
+            records.append({"model": row.name, "source": row.source, **row.metrics,
+                            "fit_s": row.fit_s, "run_id": row.run_id})
+        return pd.DataFrame(records)
+
     def model_result(self, name: str) -> ModelResult:
         """The :class:`ModelResult` called ``name``.
 
