@@ -13,6 +13,7 @@ and ``ef_search`` (HNSW) are the recall knobs, measured by ``sona bench ann``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -113,6 +114,21 @@ class FaissIndex:
             faiss.extract_index_ivf(self._index).nprobe = min(self.config.nprobe, self.config.nlist)
         elif self.config.kind == "hnsw":
             faiss.downcast_index(self._index).hnsw.efSearch = self.config.ef_search
+
+    def set_search_params(self, *, nprobe: int | None = None,
+                          ef_search: int | None = None) -> None:
+        """Change the query-time recall knobs without rebuilding (for recall/latency sweeps).
+
+        Raises:
+            ValueError: a value < 1.
+        """
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        changes = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
+        self.config = dataclasses.replace(self.config, **changes)
+        if self._index is not None:
+            self._apply_search_params()
 
     # --- VectorIndex ------------------------------------------------------------------
 

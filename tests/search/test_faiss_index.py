@@ -98,3 +98,18 @@ def test_errors() -> None:
     assert len(index) == 2  # a failed add leaves the index unchanged
     with pytest.raises(ValueError, match="dimension"):
         index.search(np.zeros((1, 3), np.float32), 1)
+
+
+def test_search_params_change_recall_without_rebuild() -> None:
+    x, q = _clustered(4)
+    exact = ExactIndex()
+    exact.add(np.arange(N), x)
+    truth = exact.search(q, K).ids
+    index = FaissIndex(FaissIndexConfig(kind="ivf", nlist=64, nprobe=1))
+    index.add(np.arange(N), x)
+    low = _recall(index.search(q, K).ids, truth)
+    index.set_search_params(nprobe=64)  # every cell: exhaustive, so exact
+    assert index.config.nprobe == 64
+    assert _recall(index.search(q, K).ids, truth) == 1.0 >= low
+    with pytest.raises(ValueError, match="ef_search must be >= 1"):
+        index.set_search_params(ef_search=0)
