@@ -107,9 +107,52 @@ def decay_weight(timestamp: float, now: float, config: ProfileConfig = ProfileCo
     return float(config.decay_base ** (days / config.decay_period_days))
 
 
+def engagement_weights(completion: NDArray[np.floating], rating: NDArray[np.floating],
+                       is_rewatch: NDArray[np.bool_], dismissed: NDArray[np.bool_], *,
+                       include_dismissal: bool = True) -> NDArray[np.float64]:
+    """Vectorised :func:`engagement_weight`; ``rating`` is NaN where an event is unrated."""
+    c = 0.5 + (np.asarray(completion, np.float64) - 0.3) / 1.4
+    r = np.asarray(rating, np.float64)
+    w = 0.4 * c + np.where(np.isnan(r), 0.15 * c, 0.3 * (r - 1.0) / 4.0)
+    w = w + 0.2 * np.asarray(is_rewatch, bool)
+    if include_dismissal:
+        w = w - 0.5 * np.asarray(dismissed, bool)
+    return np.clip(w, 0.0, 1.0)
+
+
+def event_weights(events: Sequence[ViewingEvent], *, now: float,
+                  config: ProfileConfig = ProfileConfig()) -> NDArray[np.float64]:
+    """``decay · engagement`` per event; 0 for events below ``min_completion``."""
+    if not events:
+        return np.zeros(0)
+    completion = np.array([e.completion_rate for e in events], np.float64)
+    rating = np.array([np.nan if e.rating is None else e.rating for e in events], np.float64)
+    eng = engagement_weights(completion, rating, np.array([e.is_rewatch for e in events]),
+                             np.array([e.dismissed for e in events]))
+    ts = np.array([e.timestamp for e in events], np.float64)
+    days = np.maximum(0.0, np.floor((now - ts) / _DAY_S))
+    decay = config.decay_base ** (days / config.decay_period_days)
+    return np.where(completion >= config.min_completion, decay * eng, 0.0)
+
+
+def weighted_preference(item_rows: NDArray[np.int64], weights: NDArray[np.float64],
+                        item_vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``L2norm(Σ w_i / Σ w · x_i)`` over rows ``>= 0``; zeros when the weights sum to 0."""
+    rows = np.asarray(item_rows, np.int64)
+    w = np.asarray(weights, np.float64)
+    keep = (rows >= 0) & (w > 0)
+    dim = item_vectors.shape[1]
+    total = float(w[keep].sum())
+    if total <= 0.0:
+        return np.zeros(dim, dtype=np.float32)
+    vec = ((w[keep] / total).astype(np.float32) @ item_vectors[rows[keep]]).astype(np.float64)
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else np.zeros(dim, dtype=np.float32)
+
+
 def preference_vector(
     events: Sequence[ViewingEvent],
-    item_rows: Sequence[int],
+    item_rows: Sequence[int] | NDArray[np.int64],
     item_vectors: NDArray[np.float32],
     *,
     now: float,
@@ -126,22 +169,10 @@ def preference_vector(
     Returns:
         float32 ``(D,)``: unit norm, or zeros when no event qualifies or all weights are 0.
     """
-    dim = item_vectors.shape[1]
     if len(events) != len(item_rows):
         raise ValueError(f"{len(events)} events but {len(item_rows)} item rows")
-    weights, rows = [], []
-    for ev, row in zip(events, item_rows, strict=True):
-        if ev.completion_rate < config.min_completion or row < 0:
-            continue
-        weights.append(decay_weight(ev.timestamp, now, config) * engagement_weight(ev))
-        rows.append(row)
-    total = float(np.sum(weights)) if weights else 0.0
-    if total <= 0.0:
-        return np.zeros(dim, dtype=np.float32)
-    w = np.asarray(weights, dtype=np.float64) / total
-    vec = w @ item_vectors[np.asarray(rows, dtype=np.int64)].astype(np.float64)
-    norm = float(np.linalg.norm(vec))
-    return (vec / norm).astype(np.float32) if norm > 0 else np.zeros(dim, dtype=np.float32)
+    return weighted_preference(np.asarray(item_rows, np.int64).reshape(-1),
+                               event_weights(events, now=now, config=config), item_vectors)
 
 
 def update_genre_affinities(
@@ -198,6 +229,8 @@ class _ProfileRow(_Base):
 class ProfileStore:
     """Viewing events and user profiles in a relational store (SQLite by default).
 
+    A user with stored events always has a profile row (see :meth:`add_events`).
+
     Args:
         url: SQLAlchemy URL, e.g. ``sqlite:////abs/path/sona.db``.
     """
@@ -208,7 +241,11 @@ class ProfileStore:
         _Base.metadata.create_all(self.engine)
 
     def add_events(self, user_id: str, events: Sequence[ViewingEvent]) -> int:
-        """Append ``events`` for ``user_id``; returns the user's stored event count after."""
+        """Append ``events`` for ``user_id``; returns the user's stored event count after.
+
+        Keeps the invariant "every user with events has a profile row" (created empty, with
+        ``interaction_count``), so readers can skip the event query for users without one.
+        """
         now = time.time()
         with Session(self.engine) as session, session.begin():
             session.add_all([
@@ -219,8 +256,16 @@ class ProfileStore:
                 for ev in events
             ])
             session.flush()
-            return int(session.scalar(select(func.count()).where(
+            count = int(session.scalar(select(func.count()).where(
                 _EventRow.user_id == str(user_id))) or 0)
+            row = session.get(_ProfileRow, str(user_id))
+            if row is None:
+                session.add(_ProfileRow(user_id=str(user_id), dim=0, preference_vector=b"",
+                                        genre_affinities="{}", signup_genres="[]",
+                                        interaction_count=count, last_update_time=now))
+            else:
+                row.interaction_count = count
+            return count
 
     def events(self, user_id: str, *, limit: int | None = None) -> list[ViewingEvent]:
         """The user's events, oldest first (the most recent ``limit`` when given)."""
@@ -272,5 +317,6 @@ class ProfileStore:
 
 __all__ = [
     "ProfileConfig", "ProfileStore", "UserProfile", "ViewingEvent", "decay_weight",
-    "engagement_weight", "preference_vector", "update_genre_affinities",
+    "engagement_weight", "engagement_weights", "event_weights", "preference_vector",
+    "update_genre_affinities", "weighted_preference",
 ]

@@ -150,3 +150,23 @@ def test_completion_exactly_at_threshold_counts() -> None:
 def test_preference_vector_of_no_events_is_zero_of_the_item_dim() -> None:
     vec = preference_vector([], [], np.ones((3, 384), dtype=np.float32), now=NOW)
     assert vec.shape == (384,) and vec.dtype == np.float32 and not vec.any()
+
+
+def test_vectorised_weights_match_the_scalar_formula() -> None:
+    from sona.profile import event_weights
+
+    rng = np.random.default_rng(0)
+    events = [ViewingEvent(i, NOW - float(rng.integers(0, 400)) * DAY, float(rng.random()),
+                           None if rng.random() < 0.4 else int(rng.integers(1, 6)),
+                           bool(rng.random() < 0.3), bool(rng.random() < 0.2))
+              for i in range(300)]
+    expected = [decay_weight(e.timestamp, NOW) * engagement_weight(e)
+                if e.completion_rate >= 0.3 else 0.0 for e in events]
+    np.testing.assert_allclose(event_weights(events, now=NOW), expected, atol=1e-12)
+
+
+def test_events_imply_a_profile_row(tmp_path) -> None:
+    store = ProfileStore(f"sqlite:///{tmp_path / 'p.db'}")
+    store.add_events("u9", [ViewingEvent(1, NOW, 0.9)])
+    row = store.get("u9")
+    assert row is not None and row.interaction_count == 1 and row.preference_vector.size == 0

@@ -25,8 +25,10 @@ from sona.profile import (
     UserProfile,
     ViewingEvent,
     engagement_weight,
-    preference_vector,
+    engagement_weights,
+    event_weights,
     update_genre_affinities,
+    weighted_preference,
 )
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
@@ -72,6 +74,7 @@ class Personalization:
         self._training: set[str] = set()
         self._train_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sona-lora")
+        self._lora_configs: dict[str, LoRAConfig] = {}
 
     # --- state -------------------------------------------------------------------------
 
@@ -107,25 +110,30 @@ class Personalization:
         user_idx = int(model.users.numbers([user_id], missing="negative")[0])
         if user_idx < 0:
             return -1, np.empty(0, np.int64)
-        row = model.seen[user_idx]
-        return user_idx, row.indices.astype(np.int64)
+        seen = model.seen  # CSR rows by slicing indptr: no scipy indexing on the hot path
+        return user_idx, seen.indices[seen.indptr[user_idx]:seen.indptr[user_idx + 1]].astype(
+            np.int64)
 
     def _build_state(self, model: LoadedModel, user_id: str) -> UserState:
         user_idx, history = self._history(model, user_id)
-        events = self.profiles.events(user_id, limit=self.config.max_profile_events)
+        # no profile row means no stored events (ProfileStore's invariant): one query for
+        # users who never sent an update; adapters exist only for users with enough events
+        profile = self.profiles.get(user_id)
+        events = self.profiles.events(user_id, limit=self.config.max_profile_events) \
+            if profile is not None else []
         event_idx = model.items.numbers([e.content_id for e in events], missing="negative") \
             if events else np.empty(0, np.int64)
-        profile = self.profiles.get(user_id)
         # recomputed against the served model's content vectors (a new version may change
         # the encoder); the stored profile vector is the same formula over the same events
         pref = self._preference(model, history, events, event_idx)
-        adapter = self.adapters.latest(user_id)
+        adapter = self.adapters.latest(user_id) \
+            if len(events) >= self.lora_config(model).min_events else None
         lora_b = adapter.user_matrix if adapter is not None and \
             adapter.user_matrix.shape == (model.dim, model.lora_rank) else None
         known_events = event_idx[event_idx >= 0]
+        watched = np.union1d(history, known_events) if len(known_events) else history
         return UserState(
-            user_id=user_id, user_idx=user_idx,
-            watched=np.union1d(history, known_events).astype(np.int64),
+            user_id=user_id, user_idx=user_idx, watched=watched.astype(np.int64),
             event_items=known_events.astype(np.int64),
             watch_count=len(history) + len(events), preference=pref.astype(np.float32),
             lora_b=lora_b, adapter_version=adapter.version if lora_b is not None else None,
@@ -133,11 +141,18 @@ class Personalization:
 
     def _preference(self, model: LoadedModel, history: np.ndarray, events: list[ViewingEvent],
                     event_idx: np.ndarray) -> np.ndarray:
-        """SPEC §2.1 vector over training interactions (full views, now) and stored events."""
+        """SPEC §2.1 vector over training interactions (full views, now) and stored events.
+
+        Training interactions count as undated full views (engagement 0.55, no decay),
+        vectorised: no per-event Python objects on the request path.
+        """
         now = time.time()
-        pseudo = [ViewingEvent(int(i), now, 1.0) for i in history]
-        rows = list(history) + list(event_idx)
-        return preference_vector(pseudo + list(events), rows, model.item_vectors, now=now)
+        full_view = engagement_weights(np.ones(1), np.full(1, np.nan), np.zeros(1, bool),
+                                       np.zeros(1, bool))[0]
+        rows = np.concatenate([history, np.asarray(event_idx, np.int64)])
+        weights = np.concatenate([np.full(len(history), full_view),
+                                  event_weights(events, now=now)])
+        return weighted_preference(rows, weights, model.item_vectors)
 
     # --- profile updates ------------------------------------------------------------------
 
@@ -178,11 +193,14 @@ class Personalization:
     # --- LoRA -------------------------------------------------------------------------------
 
     def lora_config(self, model: LoadedModel) -> LoRAConfig:
-        """The adapter settings exported with ``model``."""
+        """The adapter settings exported with ``model`` (parsed once per version)."""
         from sona.config import from_dict
 
-        params = {k: v for k, v in model.manifest["lora"].items() if k != "scaling"}
-        return from_dict(LoRAConfig, params)
+        cached = self._lora_configs.get(model.version)
+        if cached is None:
+            params = {k: v for k, v in model.manifest["lora"].items() if k != "scaling"}
+            cached = self._lora_configs[model.version] = from_dict(LoRAConfig, params)
+        return cached
 
     def _due_for_training(self, user_id: str, count: int, model: LoadedModel) -> bool:
         cfg = self.lora_config(model)

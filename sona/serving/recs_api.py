@@ -70,6 +70,8 @@ class RecsConfig:
     lora_boost: float = 0.3
     # MMR relevance weight when the request gives no diversity_threshold
     mmr_lambda: float = 0.7
+    # MMR re-ranks the best mmr_pool_factor x limit candidates of the ranker's pool
+    mmr_pool_factor: int = 5
     # users with at most this many watches get cold-start results
     cold_start_max_events: int = 5
     # response TTLs in seconds: personalised / trending
@@ -82,7 +84,8 @@ def mmr(candidates: NDArray[np.int64], relevance: NDArray[np.floating],
     """Greedy maximal marginal relevance: positions into ``candidates``, length <= ``k``.
 
     Picks ``argmax λ·rel - (1-λ)·max cos(candidate, selected)`` with ``rel`` min-max
-    scaled to [0, 1] (Carbonell & Goldstein, SIGIR 1998).
+    scaled to [0, 1] (Carbonell & Goldstein, SIGIR 1998). One ``(m, D)·(D,)`` product per
+    pick keeps it O(k·m·D) for ``m`` candidates.
     """
     n = len(candidates)
     if n == 0 or lam >= 1.0:
@@ -90,17 +93,17 @@ def mmr(candidates: NDArray[np.int64], relevance: NDArray[np.floating],
     rel = np.asarray(relevance, np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones(n)
-    vecs = vectors[candidates].astype(np.float64)
+    vecs = vectors[candidates].astype(np.float32)
+    base = lam * rel
     max_sim = np.zeros(n)
-    free = np.ones(n, bool)
-    picked: list[int] = []
-    for _ in range(min(k, n)):
-        gain = np.where(free, lam * rel - (1.0 - lam) * max_sim, -np.inf)
+    picked = np.empty(min(k, n), np.int64)
+    for step in range(len(picked)):
+        gain = base - (1.0 - lam) * max_sim
+        gain[picked[:step]] = -np.inf
         j = int(np.argmax(gain))
-        picked.append(j)
-        free[j] = False
-        max_sim = np.maximum(max_sim, vecs @ vecs[j])
-    return np.asarray(picked, np.int64)
+        picked[step] = j
+        np.maximum(max_sim, vecs @ vecs[j], out=max_sim)
+    return picked
 
 
 class RecsHandler:
@@ -211,26 +214,32 @@ class RecsHandler:
         results = []
         for row, state in enumerate(states):
             valid = np.isfinite(top_scores[row])
-            pool, pool_scores = top_idx[row][valid], top_scores[row][valid]
+            # MMR looks at the best mmr_pool_factor x limit candidates, not the whole pool
+            keep = min(int(valid.sum()), max(limit * self.config.mmr_pool_factor, limit))
+            pool, pool_scores = top_idx[row][valid][:keep], top_scores[row][valid][:keep]
             with self.metrics.time_source("mmr"):
                 order = mmr(pool, pool_scores, model.item_vectors, limit, lam)
+            chosen = pool[order]
+            # per-source contribution of each chosen item, all at once: (S, L)
+            norm = np.divide(sources[row][:, chosen] - low[row][:, None], span[row][:, None],
+                             out=np.zeros((len(names), len(chosen)), np.float32),
+                             where=span[row][:, None] > 0)
+            contrib = norm * weights[row][:, None]
+            boosted = (lora[row, chosen] > 0) if state.lora_b is not None else \
+                np.zeros(len(chosen), bool)
+            confidence = np.clip(pool_scores[order], 0.0, 1.0)
             recs = []
-            for pos in order:
-                item = int(pool[pos])
-                norm = np.divide(sources[row, :, item] - low[row], span[row],
-                                 out=np.zeros(len(names), np.float32), where=span[row] > 0)
-                contrib = norm * weights[row]
-                based_on = [n for n, c in zip(names, contrib, strict=True) if c > 0]
-                if state.lora_b is not None and lora[row, item] > 0:
+            for col, item in enumerate(chosen):
+                based_on = [n for n, c in zip(names, contrib[:, col], strict=True) if c > 0]
+                if boosted[col]:
                     based_on.append("lora")
-                kind = "hybrid" if np.count_nonzero(contrib) > 1 else (
-                    labels[int(np.argmax(contrib))] if contrib.any() else "hybrid")
+                n_sources = int(np.count_nonzero(contrib[:, col]))
+                kind = labels[int(np.argmax(contrib[:, col]))] if n_sources == 1 else "hybrid"
                 recs.append(Recommendation(
-                    content_id=model.items.id(item),
-                    confidence_score=float(np.clip(pool_scores[pos], 0.0, 1.0)),
-                    recommendation_type=kind, based_on=based_on,
-                    explanation=("Based on: " + ", ".join(based_on)) if based_on
-                    else "Recommended for you"))
+                    content_id=model.items.id(int(item)),
+                    confidence_score=float(confidence[col]), recommendation_type=kind,
+                    based_on=based_on, explanation=("Based on: " + ", ".join(based_on))
+                    if based_on else "Recommended for you"))
             results.append(RecommendationResponse(
                 user_id=state.user_id, recommendations=recs, generated_at=now,
                 ttl_seconds=self.config.ttl_seconds, strategy="personalized",
