@@ -265,9 +265,15 @@ class CatalogStore:
 
     # ---- entity mappings -------------------------------------------------------------
     def upsert_mappings(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
-        """Upsert ``(external_id, id_type, entity_id, confidence)`` rows; returns how many."""
-        values = [{"external_id": e, "id_type": t, "entity_id": ent, "confidence": float(c),
-                   "updated_at": utcnow()} for e, t, ent, c in rows]
+        """Upsert ``(external_id, id_type, entity_id, confidence)`` rows; returns how many.
+
+        Repeated keys keep their last row (PostgreSQL rejects one statement touching a row
+        twice).
+        """
+        latest = {(e, t): (ent, float(c)) for e, t, ent, c in rows}
+        stamp = utcnow()
+        values = [{"external_id": e, "id_type": t, "entity_id": ent, "confidence": c,
+                   "updated_at": stamp} for (e, t), (ent, c) in latest.items()]
         if not values:
             return 0
         dialect = self.engine.dialect.name

@@ -192,10 +192,11 @@ class EntityResolver:
             record: a normalised record.
             vector: its identity-text embedding, if already computed (else encoded here).
         """
+        key = match_key(record.title)
         cached = self._cache.get(record.key)
         if cached is not None and cached.entity_id in self.entities:
+            self._register(record, key, cached, None)  # an update may bring new ids/titles
             return cached
-        key = match_key(record.title)
         res, conflicts = self._match(record, key)
         vec = None
         if res is None:
@@ -358,6 +359,7 @@ class EntityResolver:
     def _register(self, record: CanonicalRecord, key: str, res: Resolution,
                   vec: NDArray[np.float32] | None) -> None:
         entity_id = res.entity_id
+        self._removed.discard(entity_id)  # a deleted title can come back under its old id
         ent = self.entities.setdefault(entity_id, _Entity())
         year = record.release_year
         if year is not None and year not in ent.years:

@@ -111,7 +111,8 @@ def test_postgresql_by_url_crud_upsert_and_audit(postgres_url):
         assert got.embedding == [0.25, 0.5] and got.availability[0].price_cents == 399
         assert got.created_at.tzinfo is not None
         store.update(item.canonical_id, {"title": "The Matrix Reloaded"})
-        store.upsert_mappings([("tt0133093", "imdb_id", item.canonical_id, 0.99)])
+        store.upsert_mappings([("tt0133093", "imdb_id", item.canonical_id, 0.99),
+                               ("603", "tmdb_id", item.canonical_id, 0.99)] * 3)
         store.upsert_mappings([("tt0133093", "imdb_id", item.canonical_id, 1.0)])
         assert store.lookup_mapping("tt0133093", "imdb_id") == (item.canonical_id, 1.0)
         assert [i.title for i in store.list_items(platform="hulu")] == ["The Matrix Reloaded"]
@@ -119,5 +120,22 @@ def test_postgresql_by_url_crud_upsert_and_audit(postgres_url):
         actions = [r.action for r in store.audit_log(resource_id=item.canonical_id)]
         assert actions == ["content_deleted", "content_updated", "content_created"]
         assert store.mappings() == []
+    finally:
+        store.close()
+
+
+def test_ingest_pipeline_writes_to_postgresql(postgres_url, ml100k):
+    from sona.ingest.feeds import FeedConfig, generate_feeds
+    from sona.ingest.pipeline import IngestPipeline, load_resolver
+    from sona.ingest.resolution import ResolverConfig
+
+    feeds = generate_feeds(ml100k.catalog, None, FeedConfig(n_movies=40, seed=3))
+    store = CatalogStore(postgres_url)
+    try:
+        cfg = ResolverConfig(rules=("eidr", "external_id", "fuzzy_title"))
+        report = IngestPipeline(store, load_resolver(store, cfg)).run(feeds.records)
+        assert store.count() == report.n_created >= 40
+        again = IngestPipeline(store, load_resolver(store, cfg)).run(feeds.records)
+        assert again.n_created == 0 and again.decided_by == {"platform_id": len(feeds.records)}
     finally:
         store.close()
