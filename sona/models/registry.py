@@ -15,8 +15,11 @@ from sona.errors import ConfigError
 from sona.models.als import ALS
 from sona.models.base import Recommender
 from sona.models.bpr import BPR
+from sona.models.content import ContentBased
 from sona.models.ease import EASE
+from sona.models.graph_walk import GraphWalk
 from sona.models.item_knn import ItemKNN
+from sona.models.lightgcn import LightGCN
 from sona.models.popularity import Popularity
 from sona.models.two_tower import TwoTower
 
@@ -28,6 +31,9 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "als": ALS,
     "bpr": BPR,
     "two_tower": TwoTower,
+    "content": ContentBased,
+    "graph_walk": GraphWalk,
+    "lightgcn": LightGCN,
 }
 
 
