@@ -3,9 +3,15 @@
 from sona.models.als import ALS, ALSConfig
 from sona.models.base import Recommender
 from sona.models.bpr import BPR, BPRConfig
+from sona.models.content import ContentBased, ContentConfig
 from sona.models.ease import EASE, EASEConfig
+from sona.models.graph_walk import GraphWalk, GraphWalkConfig
 from sona.models.item_knn import ItemKNN, ItemKNNConfig
+from sona.models.lightgcn import LightGCN, LightGCNConfig
 from sona.models.popularity import Popularity, PopularityConfig
+from sona.models.side import ItemSideData
 
 __all__ = ["ALS", "BPR", "EASE", "ALSConfig", "BPRConfig", "EASEConfig", "ItemKNN",
            "ItemKNNConfig", "Popularity", "PopularityConfig", "Recommender"]
+__all__ += ["ContentBased", "ContentConfig", "GraphWalk", "GraphWalkConfig", "ItemSideData",
+            "LightGCN", "LightGCNConfig"]
