@@ -52,6 +52,7 @@ from sona.serving.graphs import (
     HybridRanker,
     ItemItemScorer,
     PopularityScorer,
+    TowerScorer,
 )
 from sona.serving.parity import ParityReport, content_parity, ranker_parity, scorer_parity
 
@@ -89,7 +90,7 @@ class ExportConfig:
 class ScorerSpec:
     """How one model family becomes a scorer graph (see :func:`scorer_spec`)."""
 
-    kind: Literal["factors", "item_item", "popularity"]
+    kind: Literal["factors", "towers", "item_item", "popularity"]
     module: torch.nn.Module
     input_name: str
     input_dim: int
@@ -125,14 +126,17 @@ def _multi_hot(model: Recommender[Any]) -> Draw:
 def scorer_spec(model: Recommender[Any]) -> ScorerSpec:
     """The scorer graph and Python reference for ``model``'s family.
 
-    Matrix factorisation (``user_factors_``/``item_factors_``, optional ``item_bias_``:
-    ALS, BPR), item-item weights (``weights_``: EASE; ``similarity_``: ItemKNN) and
-    popularity (``item_scores_``) are supported.
+    Two-tower models (``network_`` with ``user_proj``/``user_embedding``, cached
+    ``item_vectors_``/``item_bias_``), matrix factorisation (``user_factors_``/
+    ``item_factors_``, optional ``item_bias_``: ALS, BPR), item-item weights
+    (``weights_``: EASE; ``similarity_``: ItemKNN) and popularity (``item_scores_``).
 
     Raises:
         DataError: the model's family has no ONNX scorer.
     """
     binary = bool(getattr(model.config, "binary", True))
+    if hasattr(model, "network_") and hasattr(model, "user_vectors_"):
+        return _tower_spec(model)
     if hasattr(model, "user_factors_") and hasattr(model, "item_factors_"):
         users = np.asarray(model.user_factors_, np.float32)
         items = np.asarray(model.item_factors_, np.float32)
@@ -169,6 +173,27 @@ def scorer_spec(model: Recommender[Any]) -> ScorerSpec:
                           n_items, ref_rows, _multi_hot(model), {}, {"binary_inputs": binary})
     raise DataError(f"no ONNX scorer for {type(model).__name__}: it has neither factors, "
                     "item-item weights nor item scores")
+
+
+def _tower_spec(model: Recommender[Any]) -> ScorerSpec:
+    net = model.network_  # type: ignore[attr-defined]
+    proj = net.user_proj.weight.detach().numpy().astype(np.float32)
+    embeddings = net.user_embedding.weight.detach().numpy().astype(np.float32)
+    items = np.asarray(model.item_vectors_, np.float32)  # type: ignore[attr-defined]
+    bias = np.asarray(model.item_bias_, np.float32)  # type: ignore[attr-defined]
+
+    def ref_towers(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+        probe = copy.copy(model)
+        probe.user_vectors_ = rows @ proj.T  # type: ignore[attr-defined]
+        return probe._score_users(np.arange(len(rows)))
+
+    std = float(embeddings.std()) or 0.1
+    return ScorerSpec(
+        "towers", TowerScorer(proj, items, bias), "user_embedding", items.shape[1], ref_towers,
+        lambda rng, n: rng.normal(0.0, std, (n, items.shape[1])).astype(np.float32),
+        {"user_factors": embeddings, "item_factors": items, "user_proj": proj},
+        # new users: an ALS-style least-squares fold-in on the item tower outputs
+        {"alpha": 1.0, "regularization": 0.1, "has_bias": True})
 
 
 def export_graph(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_names: list[str],
@@ -307,13 +332,13 @@ def _write_bundle(model: Recommender[Any], out: Path, *, name: str, version: str
         "n_users": len(model.users_), "n_items": n_items, "pool_size": pool,
         "sources": list(SOURCES), "content": content_info, "genres": vocab,
         "lora": {**to_dict(config.lora), "scaling": config.lora.scaling},
-        "index_vectors": "item_factors" if spec.kind == "factors" else "content",
+        "index_vectors": "item_factors" if "item_factors" in spec.arrays else "content",
         "exporter": config.exporter, "opset": config.opset,
         "parity": {"atol": config.atol, "checks": [r.to_dict() for r in reports]},
     }
     io.save_model_dir(out / "arrays", config={"manifest_version": 1}, arrays=arrays,
                       ids={"user": model.users_.ids_array, "item": items.ids_array})
-    index_vectors = spec.arrays["item_factors"] if spec.kind == "factors" else vectors
+    index_vectors = spec.arrays.get("item_factors", vectors)
     index = FaissIndex(FaissIndexConfig(kind=config.index_kind, metric="cosine"))
     index.add(items.ids_array, np.asarray(index_vectors, np.float32))
     index.save(out / "index")

@@ -8,6 +8,8 @@ ONNX parity tests and of ``sona bench onnx``.
 Graphs and their inputs (batch ``B``, items ``n``, content dim ``D``, LoRA rank ``r``):
 
 - :class:`FactorScorer`: ``user_factors (B, f) -> scores (B, n) = U·Vᵀ + b`` (ALS, BPR).
+- :class:`TowerScorer`: ``user_embedding (B, f) -> (e·Wᵀ)·Vᵀ + b`` (two-tower: the user
+  tower runs in the graph, item tower outputs are constants).
 - :class:`ItemItemScorer`: ``user_items (B, n) -> scores (B, n) = X·W`` (EASE, ItemKNN).
 - :class:`PopularityScorer`: ``user_items (B, n) -> scores (B, n)`` (the same list for all).
 - :class:`ContentScorer`: ``preference (B, D), lora_b (B, D, r) -> content (B, n), lora (B, n)``
@@ -43,6 +45,26 @@ class FactorScorer(torch.nn.Module):
 
     def forward(self, user_factors: torch.Tensor) -> torch.Tensor:
         return user_factors @ self.item_factors_t + self.item_bias
+
+
+class TowerScorer(torch.nn.Module):
+    """Two-tower scores: the user tower's projection in the graph, item tower outputs fixed.
+
+    ``user_embedding (B, f) -> (e·Wᵀ)·Vᵀ + b`` with ``W`` the user tower's square projection
+    and ``V`` the item tower outputs (precomputed: items do not change per request).
+    """
+
+    input_names = ("user_embedding",)
+
+    def __init__(self, user_proj: NDArray[np.floating], item_vectors: NDArray[np.floating],
+                 item_bias: NDArray[np.floating]) -> None:
+        super().__init__()
+        self.register_buffer("user_proj_t", _const(user_proj).T.contiguous())
+        self.register_buffer("item_vectors_t", _const(item_vectors).T.contiguous())
+        self.register_buffer("item_bias", _const(item_bias))
+
+    def forward(self, user_embedding: torch.Tensor) -> torch.Tensor:
+        return (user_embedding @ self.user_proj_t) @ self.item_vectors_t + self.item_bias
 
 
 class ItemItemScorer(torch.nn.Module):
@@ -139,5 +161,5 @@ def hybrid_reference(sources: NDArray[np.floating], weights: NDArray[np.floating
 
 __all__ = [
     "ContentScorer", "FactorScorer", "HybridRanker", "ItemItemScorer", "PopularityScorer",
-    "hybrid_reference",
+    "TowerScorer", "hybrid_reference",
 ]

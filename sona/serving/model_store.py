@@ -54,6 +54,7 @@ class LoadedModel:
     seen: sp.csr_matrix  # users x items training interactions
     user_factors: NDArray[np.float32] | None  # factor models only
     item_factors: NDArray[np.float32] | None
+    user_proj: NDArray[np.float32] | None  # two-tower user projection W (input side)
     popularity: NDArray[np.float32]  # distinct users per item
     item_vectors: NDArray[np.float32]  # (n_items, D) content vectors
     lora_base: NDArray[np.float32]  # shared LoRA A (rank, D)
@@ -110,7 +111,8 @@ class LoadedModel:
         """Scorer input ``(1, ·)`` for a user the model was not trained on, from watched items.
 
         Item-item models take the interaction row as is; factor models solve the ALS user
-        step ``(VᵀV + α·V_sᵀV_s + λI)·u = (1 + α)·Σ v_s`` over the watched items ``s``.
+        step ``(VᵀV + α·V_sᵀV_s + λI)·u = (1 + α)·Σ v_s`` over the watched items ``s``
+        (two-tower models then map ``u`` back through the user projection).
         """
         if self.item_factors is None:
             row = np.zeros((1, self.n_items), np.float32)
@@ -122,7 +124,10 @@ class LoadedModel:
         alpha, reg = meta["alpha"], meta["regularization"]
         lhs = v.T @ v + alpha * vs.T @ vs + reg * np.eye(v.shape[1])
         rhs = (1.0 + alpha) * vs.sum(axis=0)
-        return np.linalg.solve(lhs, rhs)[None, :].astype(np.float32)
+        user = np.linalg.solve(lhs, rhs)
+        if self.user_proj is not None:  # two-tower: the graph's input is before user_proj
+            user = np.linalg.lstsq(self.user_proj.astype(np.float64), user, rcond=None)[0]
+        return user[None, :].astype(np.float32)
 
     def collaborative(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
         """Scorer graph: ``(B, ·) -> (B, n_items)``."""
@@ -176,6 +181,7 @@ def load_bundle(path: str | Path, *, onnx_threads: int = 1) -> LoadedModel:
         content=sessions["content"], ranker=sessions["ranker"],
         seen=_csr(arrays, "seen", (n_users, n_items)),
         user_factors=arrays.get("user_factors"), item_factors=arrays.get("item_factors"),
+        user_proj=arrays.get("user_proj"),
         popularity=arrays["popularity"], item_vectors=arrays["item_vectors"],
         lora_base=arrays["lora_base"],
         genres=_csr(arrays, "genres", (n_items, len(genre_names))).toarray() > 0,

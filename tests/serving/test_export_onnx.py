@@ -18,6 +18,7 @@ from sona.models.bpr import BPR, BPRConfig
 from sona.models.ease import EASE, EASEConfig
 from sona.models.item_knn import ItemKNN, ItemKNNConfig
 from sona.models.popularity import Popularity
+from sona.models.two_tower import TwoTower, TwoTowerConfig
 from sona.ranking.topk import topk
 from sona.serving.bundle import read_manifest
 from sona.serving.export_onnx import ExportConfig, export_graph, export_model, scorer_spec
@@ -34,6 +35,7 @@ MODELS = {
     "als": lambda: ALS(ALSConfig(n_factors=16, n_iter=5, n_threads=1)),
     "bpr": lambda: BPR(BPRConfig(n_factors=16, n_threads=1)),
     "popularity": lambda: Popularity(),
+    "two_tower": lambda: TwoTower(TwoTowerConfig(n_factors=16, n_epochs=5, n_threads=1)),
 }
 
 
@@ -58,8 +60,8 @@ def test_bundle_parity_per_model(name: str, serving_data: ServingData, tmp_path)
     session = _session(result.path / "scorer.onnx")
     spec = scorer_spec(model)
     users = np.arange(len(model.users_))
-    if spec.kind == "factors":
-        inputs = model.user_factors_[users]  # type: ignore[attr-defined]
+    if spec.kind in ("factors", "towers"):
+        inputs = spec.arrays["user_factors"][users]
     else:
         inputs = (model.seen_[users] > 0).astype(np.float32).toarray()
     (onnx_scores,) = session.run(None, {spec.input_name: inputs})

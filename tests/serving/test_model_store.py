@@ -128,3 +128,21 @@ def test_polling_follows_the_resolver(bundles: Bundles) -> None:
     store.stop()
     assert swapped == [("1", None), ("2", "1")]
     assert store.last_error is None
+
+
+def test_two_tower_bundle_serves_known_and_new_users(tmp_path, serving_data) -> None:
+    from serving_fixtures import FAST_EXPORT
+
+    from sona.models.two_tower import TwoTower, TwoTowerConfig
+    from sona.serving.export_onnx import export_model
+
+    model = TwoTower(TwoTowerConfig(n_factors=16, n_epochs=5, n_threads=1)).fit(serving_data.data)
+    result = export_model(model, tmp_path / "tt", name="tt", version=1,
+                          catalog=serving_data.catalog, config=FAST_EXPORT)
+    loaded = load_bundle(result.path)
+    assert result.manifest["scorer_kind"] == "towers" and loaded.user_proj is not None
+    users = np.arange(4)
+    np.testing.assert_allclose(loaded.collaborative(loaded.user_inputs(users)),
+                               model._score_users(users), atol=1e-5)
+    folded = loaded.fold_in(np.array([1, 2, 3]))
+    assert folded.shape == (1, 16) and np.isfinite(loaded.collaborative(folded)).all()
