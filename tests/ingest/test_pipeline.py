@@ -34,12 +34,13 @@ def test_feed_batch_lands_in_catalog_with_index_update(tmp_path, feeds300, char_
     # every record's platform id is mapped to its entity
     mapped = {(t, e) for e, t, _, _ in store.mappings() if t.startswith("platform:")}
     assert len(mapped) == len(feeds300.records)
-    # a second run over the same feeds updates the same entities
+    # a second run over (part of) the same feeds updates the same entities
     again = IngestPipeline(store, load_resolver(store, ResolverConfig(), encoder=char_encoder),
                            encoder=char_encoder, clock=lambda: NOW)
-    rerun = again.run(feeds300.records)
-    assert rerun.n_created == 0 and rerun.n_updated == store.count()
-    assert rerun.decided_by == {"platform_id": len(feeds300.records)}
+    rerun = again.run(feeds300.records[:150])
+    assert rerun.n_created == 0 and rerun.n_updated == rerun.n_entities > 100
+    assert rerun.decided_by == {"platform_id": 150}
+    assert store.count() == report.n_entities
 
 
 def test_merged_items_vote_across_platforms(tmp_path, feeds300, records300):
