@@ -30,6 +30,7 @@ def _register() -> None:
     from sona.cli import (  # noqa: F401
         bench,
         bench_overhead,
+        bench_scaling,
         bench_search,
         bench_serving,
         data,
