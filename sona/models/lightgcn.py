@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +48,9 @@ class LightGCNConfig:
     # (user, positive, negative) triples per gradient step
     batch_size: int = 2048
     # Adam learning rate
-    lr: float = 0.005
+    lr: float = 0.015
     # L2 weight on the batch's layer-0 embeddings (the paper's λ)
-    l2: float = 1e-4
+    l2: float = 1e-3
     # standard deviation of the normal initialisation of the embeddings
     init_std: float = 0.1
     # seed of the weight initialisation and the triple sampling
@@ -81,10 +82,14 @@ def to_torch_csr(matrix: sp.csr_matrix, device: str = "cpu") -> torch.Tensor:
     """A scipy CSR matrix as a float32 torch sparse CSR tensor on ``device``."""
     csr = matrix.tocsr()
     csr.sort_indices()
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(csr.indptr.astype(np.int64)),
-        torch.from_numpy(csr.indices.astype(np.int64)),
-        torch.from_numpy(csr.data.astype(np.float32)), size=csr.shape, device=device)
+    with warnings.catch_warnings():
+        # torch flags CSR tensors as beta on every construction; the ops used here are stable
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data.astype(np.float32)), size=csr.shape, device=device,
+            check_invariants=True)
 
 
 class _SymmetricSpmm(torch.autograd.Function):
@@ -192,12 +197,12 @@ class LightGCN(Recommender[LightGCNConfig]):
                 log.debug("epoch %d: loss %.4f (%.1f s)", epoch + 1, total / len(users),
                           time.perf_counter() - start)
             with torch.no_grad():
-                final = propagate(adjacency, weights, c.n_layers).cpu().numpy()
+                factors = propagate(adjacency, weights, c.n_layers).cpu().numpy()
         finally:
             torch.set_num_threads(previous_threads)
         log.info("LightGCN: %d epochs in %.1f s", c.epochs, time.perf_counter() - start)
-        self.user_factors_ = final[:n_users].astype(np.float32)
-        self.item_factors_ = final[n_users:].astype(np.float32)
+        self.user_factors_ = factors[:n_users].astype(np.float32)
+        self.item_factors_ = factors[n_users:].astype(np.float32)
 
     def _score_users(self, user_idx: IndexArray) -> NDArray[np.float32]:
         return self.user_factors_[user_idx] @ self.item_factors_.T
