@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sona.serving.bundle import read_manifest
 
@@ -106,6 +107,7 @@ def run_onnx_bench(bundle: str | Path, *, batches: tuple[int, ...] = (1, 64),
         session = ort.InferenceSession(str(root / f"{graph}.onnx"), opts,
                                        providers=["CPUExecutionProvider"])
         for b in batches:
+            feeds: dict[str, NDArray[Any]]
             if graph == "scorer":
                 feeds = {spec.input_name: spec.random_inputs(rng, b)}
             elif graph == "content":
@@ -124,8 +126,10 @@ def run_onnx_bench(bundle: str | Path, *, batches: tuple[int, ...] = (1, 64),
                 with torch.inference_mode():
                     return m(*t)
 
-            onnx_ms, n_calls = _median_ms(lambda s=session, f=feeds: s.run(None, f), repeats,
-                                          warmup, max_seconds)
+            def onnx(s: Any = session, f: dict[str, NDArray[Any]] = feeds) -> Any:
+                return s.run(None, f)
+
+            onnx_ms, n_calls = _median_ms(onnx, repeats, warmup, max_seconds)
             torch_ms, _ = _median_ms(eager, repeats, warmup, max_seconds)
             result.rows.append(LatencyRow(graph, b, onnx_ms, torch_ms, n_calls))
     return result

@@ -24,11 +24,12 @@ from sona import config as sona_config
 from sona.db import sqlite_url
 from sona.errors import ConfigError, SonaError, UnknownIdError
 from sona.experiments.spec import TrackingConfig
-from sona.lora import AdapterStore
+from sona.lora import SqlAdapterStore
 from sona.profile import ProfileStore
 from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
 from sona.serving.errors import ApiError
+from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
@@ -69,6 +70,8 @@ class ServingConfig:
     recs: RecsConfig = field(default_factory=RecsConfig)
     # profile / adapter behaviour
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+    # A/B store: SQLite next to `database` unless a URL or $SONA_DB_URL is given
+    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
@@ -97,9 +100,10 @@ class SonaApp:
             config.tracking, config.model_name, config.alias)
         self.store = ModelStore(config.models_dir, config.model_name, resolver=resolver,
                                 onnx_threads=config.onnx_threads, on_swap=self._on_swap)
-        self.personalization = Personalization(ProfileStore(url), AdapterStore(url),
+        self.personalization = Personalization(ProfileStore(url), SqlAdapterStore(url),
                                                self.metrics, config.personalization)
         self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs)
+        self.experiments = ExperimentsHandler.for_app(self)
         if start:
             self.start()
 
@@ -184,6 +188,7 @@ class SonaApp:
         """Stop polling and background training."""
         self.store.stop()
         self.personalization.shutdown()
+        self.experiments.close()
 
 
 __all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]

@@ -86,7 +86,8 @@ def content_vectors(
     if config.source == "genres":
         genres, vocab = catalog.genre_matrix(items)
         raw = genres.toarray().astype(np.float64)
-        info = {"source": "genres", "model": "genre-indicators", "version": ",".join(vocab)}
+        info: dict[str, Any] = {"source": "genres", "model": "genre-indicators",
+                                "version": ",".join(vocab)}
         out = _unit_rows(raw)
     else:
         from sona.embeddings import (

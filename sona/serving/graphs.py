@@ -35,6 +35,8 @@ class FactorScorer(torch.nn.Module):
     """``U·Vᵀ + b``: matrix-factorisation scores for a batch of user factor rows."""
 
     input_names = ("user_factors",)
+    item_factors_t: torch.Tensor
+    item_bias: torch.Tensor
 
     def __init__(self, item_factors: NDArray[np.floating],
                  item_bias: NDArray[np.floating] | None = None) -> None:
@@ -55,6 +57,9 @@ class TowerScorer(torch.nn.Module):
     """
 
     input_names = ("user_embedding",)
+    user_proj_t: torch.Tensor
+    item_vectors_t: torch.Tensor
+    item_bias: torch.Tensor
 
     def __init__(self, user_proj: NDArray[np.floating], item_vectors: NDArray[np.floating],
                  item_bias: NDArray[np.floating]) -> None:
@@ -71,6 +76,7 @@ class ItemItemScorer(torch.nn.Module):
     """``X·W``: item-item model scores for a batch of user interaction rows."""
 
     input_names = ("user_items",)
+    weights: torch.Tensor
 
     def __init__(self, weights: NDArray[np.floating]) -> None:
         super().__init__()
@@ -84,6 +90,7 @@ class PopularityScorer(torch.nn.Module):
     """Item popularity broadcast to the batch (the input only sets the batch size)."""
 
     input_names = ("user_items",)
+    item_scores: torch.Tensor
 
     def __init__(self, item_scores: NDArray[np.floating]) -> None:
         super().__init__()
@@ -103,6 +110,8 @@ class ContentScorer(torch.nn.Module):
     """
 
     input_names = ("preference", "lora_b")
+    items_t: torch.Tensor
+    projected: torch.Tensor
 
     def __init__(self, item_vectors: NDArray[np.floating], base: NDArray[np.floating],
                  scaling: float) -> None:

@@ -80,7 +80,7 @@ def content_parity(session: Any, item_vectors: NDArray[np.float32], base: NDArra
     peak = np.abs(u @ (base.astype(np.float64) @ item_vectors.T.astype(np.float64))).max(axis=1)
     lora_b = (raw_b * (0.9 / np.where(peak > 0, peak, 1.0))[:, None, None]).astype(np.float32)
 
-    def run(adapters: NDArray[np.float32]) -> tuple[Any, Any, NDArray[np.float64]]:
+    def run(adapters: NDArray[np.float32]) -> tuple[Any, Any, NDArray[np.floating]]:
         content, lora = session.run(None, {"preference": pref, "lora_b": adapters})
         ref = np.stack([lora_scores(base, adapters[i], item_vectors, pref[i], scaling)
                         for i in range(n)])

@@ -128,15 +128,17 @@ class Personalization:
         pref = self._preference(model, history, events, event_idx)
         adapter = self.adapters.latest(user_id) \
             if len(events) >= self.lora_config(model).min_events else None
-        lora_b = adapter.user_matrix if adapter is not None and \
-            adapter.user_matrix.shape == (model.dim, model.lora_rank) else None
+        usable = adapter is not None and \
+            adapter.user_matrix.shape == (model.dim, model.lora_rank)
+        lora_b = adapter.user_matrix if adapter is not None and usable else None
+        adapter_version = adapter.version if adapter is not None and usable else None
         known_events = event_idx[event_idx >= 0]
         watched = np.union1d(history, known_events) if len(known_events) else history
         return UserState(
             user_id=user_id, user_idx=user_idx, watched=watched.astype(np.int64),
             event_items=known_events.astype(np.int64),
             watch_count=len(history) + len(events), preference=pref.astype(np.float32),
-            lora_b=lora_b, adapter_version=adapter.version if lora_b is not None else None,
+            lora_b=lora_b, adapter_version=adapter_version,
             signup_genres=profile.signup_genres if profile is not None else ())
 
     def _preference(self, model: LoadedModel, history: np.ndarray, events: list[ViewingEvent],

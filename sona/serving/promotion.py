@@ -127,7 +127,7 @@ def export_version(tracker: Any, name: str, version: int | str, models_dir: str 
         model_dir = local if (local / "config.yaml").exists() else local / "model"
         if not (model_dir / "config.yaml").exists():
             raise ConfigError(f"{name} v{version} has no SONA model directory at {info['source']}")
-        model = Recommender.load(model_dir)
+        model: Recommender[Any] = Recommender.load(model_dir)
     return export_model(model, Path(models_dir) / name / str(version), name=name,
                         version=version, catalog=data.catalog, interactions=data.interactions,
                         kg=data.kg, links=data.links,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +39,7 @@ from sona.serving.schemas import (
     RecommendationContext,
     RecommendationRequest,
     RecommendationResponse,
+    RecommendationType,
     ScoreComponents,
     ScoreRequest,
     ScoreResponse,
@@ -173,11 +174,12 @@ class RecsHandler:
         recs = [Recommendation(content_id=model.items.id(int(i)), confidence_score=float(c),
                                recommendation_type="cold_start", based_on=[based_on],
                                explanation=explanation) for i, c in zip(idx, conf, strict=True)]
-        ttl = self.config.trending_ttl_seconds if strategy == "cold_start_trending" \
-            else self.config.ttl_seconds
-        return RecommendationResponse(user_id=state.user_id, recommendations=recs,
-                                      generated_at=now, ttl_seconds=ttl, strategy=strategy,
-                                      model_version=model.version)
+        trending = strategy == "cold_start_trending"
+        ttl = self.config.trending_ttl_seconds if trending else self.config.ttl_seconds
+        return RecommendationResponse(
+            user_id=state.user_id, recommendations=recs, generated_at=now, ttl_seconds=ttl,
+            strategy="cold_start_trending" if trending else "cold_start_genres",
+            model_version=model.version)
 
     def _score_sources(self, model: LoadedModel, states: list[UserState],
                        context: RecommendationContext | None,
@@ -210,7 +212,7 @@ class RecsHandler:
         low = sources.min(axis=2)
         span = sources.max(axis=2) - low
         names = [s.name for s in self.sources]
-        labels = [s.label for s in self.sources]
+        labels = [cast(RecommendationType, s.label) for s in self.sources]
         results = []
         for row, state in enumerate(states):
             valid = np.isfinite(top_scores[row])
@@ -234,7 +236,8 @@ class RecsHandler:
                 if boosted[col]:
                     based_on.append("lora")
                 n_sources = int(np.count_nonzero(contrib[:, col]))
-                kind = labels[int(np.argmax(contrib[:, col]))] if n_sources == 1 else "hybrid"
+                kind: RecommendationType = labels[int(np.argmax(contrib[:, col]))] \
+                    if n_sources == 1 else "hybrid"
                 recs.append(Recommendation(
                     content_id=model.items.id(int(item)),
                     confidence_score=float(confidence[col]), recommendation_type=kind,
@@ -260,7 +263,7 @@ class RecsHandler:
         model = self.store.current
         idx = self._item(model, req.content_id)
         vectors = model.item_factors if model.manifest["index_vectors"] == "item_factors" \
-            else model.item_vectors
+            and model.item_factors is not None else model.item_vectors
         query = np.asarray(vectors[idx:idx + 1], np.float32)
         item_id = model.items.id(idx)
         if not np.any(query):

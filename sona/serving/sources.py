@@ -106,7 +106,7 @@ class CollaborativeSource:
 
     def scores(self, batch: ScoringBatch) -> tuple[Matrix, NDArray[np.bool_]]:
         model = batch.model
-        rows, applies = [], np.zeros(len(batch.users), bool)
+        applies = np.zeros(len(batch.users), bool)
         with batch.metrics.time_source(self.name):
             known = [i for i, u in enumerate(batch.users) if u.user_idx >= 0]
             width = model.manifest["n_items"] if model.user_factors is None else \
@@ -151,7 +151,7 @@ class ContextSource:
         return np.broadcast_to(row, (n_users, model.n_items)), np.ones(n_users, bool)
 
 
-def _popularity_share(model: LoadedModel) -> NDArray[np.float64]:
+def _popularity_share(model: LoadedModel) -> NDArray[np.floating]:
     top = float(model.popularity.max(initial=0.0))
     return model.popularity / top if top > 0 else np.zeros(model.n_items)
 
