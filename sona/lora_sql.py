@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import (
+    Engine,
     Float,
     Integer,
     LargeBinary,
@@ -34,11 +35,10 @@ from sona.errors import DataError
 from sona.lora_store import (
     _SAVE_RETRIES,
     USER_MATRIX,
+    AdapterBackend,
     AdapterInfo,
-    AdapterRecord,
     AdapterStore,
     _replace,
-    _with_tensors,
 )
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,14 @@ class _AdapterRow(_Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class SqlAdapterStore(AdapterStore):
-    """Adapters as BLOB rows in a relational store.
-
-    Args:
-        url: SQLAlchemy URL.
-    """
+class SqlBackend(AdapterBackend):
+    """Adapters as BLOB rows in a relational store (``url``: a SQLAlchemy URL)."""
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         _Base.metadata.create_all(self.engine)
 
-    def _write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
+    def write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
         blob = b"".join(np.ascontiguousarray(t).astype(t.dtype.newbyteorder("<")).tobytes()
                         for t in tensors.values())
         layout = json.dumps([[name, list(t.shape)] for name, t in tensors.items()])
@@ -117,7 +113,7 @@ class SqlAdapterStore(AdapterStore):
                 log.debug("adapter version of %s taken, retrying", info.user_id)
         raise DataError(f"could not allocate an adapter version for user {info.user_id!r}")
 
-    def _read(self, user_id: str, adapter_name: str, version: int
+    def read(self, user_id: str, adapter_name: str, version: int
               ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
         with Session(self.engine) as session:
             row = session.scalars(select(_AdapterRow).where(
@@ -127,31 +123,32 @@ class SqlAdapterStore(AdapterStore):
                 return None
             return _row_info(row), _split_blob(row)
 
-    def latest(self, user_id: str, adapter_name: str = "default") -> AdapterRecord | None:
-        # one query instead of versions() + read
+    def read_latest(self, user_id: str, adapter_name: str
+                    ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
+        # one query instead of versions() + read()
         with Session(self.engine) as session:
             row = session.scalars(select(_AdapterRow).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name,
+                _AdapterRow.user_id == user_id, _AdapterRow.adapter_name == adapter_name,
             ).order_by(_AdapterRow.version.desc()).limit(1)).first()
-            return _with_tensors(_row_info(row), _split_blob(row)) if row is not None else None
+            return (_row_info(row), _split_blob(row)) if row is not None else None
 
-    def versions(self, user_id: str, adapter_name: str = "default") -> list[int]:
+    def versions(self, user_id: str, adapter_name: str) -> list[int]:
         with Session(self.engine) as session:
             return [int(v) for v in session.scalars(select(_AdapterRow.version).where(
-                _AdapterRow.user_id == str(user_id), _AdapterRow.adapter_name == adapter_name,
+                _AdapterRow.user_id == user_id, _AdapterRow.adapter_name == adapter_name,
             ).order_by(_AdapterRow.version))]
 
-    def list_adapters(self, user_id: str | None = None) -> list[AdapterInfo]:
+    def list_adapters(self, user_id: str | None) -> list[AdapterInfo]:
         query = select(_AdapterRow).order_by(_AdapterRow.user_id, _AdapterRow.adapter_name,
                                              _AdapterRow.version)
         if user_id is not None:
-            query = query.where(_AdapterRow.user_id == str(user_id))
+            query = query.where(_AdapterRow.user_id == user_id)
         with Session(self.engine) as session:
             return [_row_info(r) for r in session.scalars(query.options(
                 defer(_AdapterRow.weights)))]
 
-    def delete(self, user_id: str, adapter_name: str | None = None) -> int:
-        query = delete(_AdapterRow).where(_AdapterRow.user_id == str(user_id))
+    def delete(self, user_id: str, adapter_name: str | None) -> int:
+        query = delete(_AdapterRow).where(_AdapterRow.user_id == user_id)
         if adapter_name is not None:
             query = query.where(_AdapterRow.adapter_name == adapter_name)
         with Session(self.engine) as session, session.begin():
@@ -164,6 +161,24 @@ class SqlAdapterStore(AdapterStore):
                 func.coalesce(func.sum(_AdapterRow.size_bytes), 0))).one()
         return {"adapters": int(n), "users": int(users), "total_bytes": int(total),
                 "mean_bytes": float(total) / n if n else 0.0}
+
+
+class SqlAdapterStore(AdapterStore):
+    """:class:`~sona.lora_store.AdapterStore` on a :class:`SqlBackend`.
+
+    Args:
+        url: SQLAlchemy URL.
+    """
+
+    backend: SqlBackend
+
+    def __init__(self, url: str) -> None:
+        super().__init__(SqlBackend(url))
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine."""
+        return self.backend.engine
 
 
 def _row_info(row: _AdapterRow) -> AdapterInfo:
@@ -192,4 +207,4 @@ def _split_blob(row: _AdapterRow) -> dict[str, NDArray[Any]]:
 
 
 
-__all__ = ["SqlAdapterStore"]
+__all__ = ["SqlAdapterStore", "SqlBackend"]

@@ -1,6 +1,6 @@
 """Versioned LoRA adapter storage (SPEC §1 LoRAAdapterRecord, §2.2 footprint and retrieval).
 
-One interface, :class:`AdapterStore`, two backends:
+One interface, :class:`AdapterStore`, over two :class:`AdapterBackend` implementations:
 
 - :class:`DirectoryAdapterStore` (the default): one folder per version,
   ``<root>/<user>/<name>/v<version>/adapter_model.safetensors`` + ``metadata.json`` (+
@@ -94,12 +94,59 @@ class AdapterRecord(AdapterInfo):
         return self.tensors[USER_MATRIX]
 
 
-class AdapterStore(ABC):
-    """Versioned adapters per (user, adapter name); see the module docstring.
+class AdapterBackend(ABC):
+    """What a storage backend implements; :class:`AdapterStore` adds the public API."""
 
-    ``AdapterStore(location)`` returns a :class:`SqlAdapterStore` for a SQLAlchemy URL and
-    a :class:`DirectoryAdapterStore` otherwise.
+    @abstractmethod
+    def write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
+        """Store a new version (``info.version`` is ignored: max + 1 is allocated) and
+        return the info as stored (version and size_bytes set)."""
+
+    @abstractmethod
+    def read(self, user_id: str, adapter_name: str, version: int
+             ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
+        """Info and stored tensors of one version, None when absent."""
+
+    @abstractmethod
+    def versions(self, user_id: str, adapter_name: str) -> list[int]:
+        """Stored version numbers, ascending."""
+
+    @abstractmethod
+    def list_adapters(self, user_id: str | None) -> list[AdapterInfo]:
+        """Metadata of every stored version (of ``user_id`` only when given)."""
+
+    @abstractmethod
+    def delete(self, user_id: str, adapter_name: str | None) -> int:
+        """Delete versions of ``user_id`` (of one adapter name when given); returns count."""
+
+    def read_latest(self, user_id: str, adapter_name: str
+                    ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
+        """The newest version, None when there is none."""
+        for version in reversed(self.versions(user_id, adapter_name)):
+            found = self.read(user_id, adapter_name, version)  # None: deleted meanwhile
+            if found is not None:
+                return found
+        return None
+
+    def stats(self) -> dict[str, float]:
+        """``{"adapters", "users", "total_bytes", "mean_bytes"}`` over all stored versions."""
+        infos = self.list_adapters(None)
+        total = sum(i.size_bytes for i in infos)
+        return {"adapters": len(infos), "users": len({i.user_id for i in infos}),
+                "total_bytes": int(total), "mean_bytes": total / len(infos) if infos else 0.0}
+
+
+class AdapterStore:
+    """Versioned adapters per (user, adapter name) over one backend.
+
+    Args:
+        location: a SQLAlchemy URL (SQL backend), a folder (directory backend) or an
+            :class:`AdapterBackend`. Called with a URL or folder, ``AdapterStore(...)``
+            returns a :class:`~sona.lora_sql.SqlAdapterStore` or
+            :class:`DirectoryAdapterStore`.
     """
+
+    backend: AdapterBackend
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AdapterStore:  # noqa: D102
         if cls is AdapterStore:
@@ -110,36 +157,19 @@ class AdapterStore(ABC):
                 from sona.lora_sql import SqlAdapterStore
 
                 cls = SqlAdapterStore
-            else:
+            elif not isinstance(location, AdapterBackend):
                 cls = DirectoryAdapterStore
         return super().__new__(cls)
 
-    # --- backend primitives -----------------------------------------------------------
+    def __init__(self, location: str | Path | AdapterBackend) -> None:
+        if isinstance(location, AdapterBackend):
+            self.backend = location
+        elif _is_url(location):
+            from sona.lora_sql import SqlBackend
 
-    @abstractmethod
-    def _write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
-        """Store a new version (``info.version`` is ignored: max + 1 is allocated) and
-        return the info as stored (version and size_bytes set)."""
-
-    @abstractmethod
-    def _read(self, user_id: str, adapter_name: str, version: int
-              ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
-        """Info and stored tensors of one version, None when absent."""
-
-    @abstractmethod
-    def versions(self, user_id: str, adapter_name: str = "default") -> list[int]:
-        """Stored version numbers, ascending."""
-
-    @abstractmethod
-    def list_adapters(self, user_id: str | None = None) -> list[AdapterInfo]:
-        """Metadata of every stored version (of ``user_id`` only when given)."""
-
-    @abstractmethod
-    def delete(self, user_id: str, adapter_name: str | None = None) -> int:
-        """Delete every version of ``user_id``'s adapters (of one name when given);
-        returns the number of versions removed."""
-
-    # --- public API ---------------------------------------------------------------------
+            self.backend = SqlBackend(str(location))
+        else:
+            self.backend = DirectoryBackend(location)
 
     def save_tensors(self, user_id: str, tensors: Mapping[str, Any], *,
                      adapter_name: str = "default", rank: int, scaling: float,
@@ -166,8 +196,7 @@ class AdapterStore(ABC):
             base_model_version=str(base_model_version),
             metrics={k: float(v) for k, v in (metrics or {}).items()}, dtype=dtype,
             config=_jsonable(dict(config or {})))
-        written = self._write(info, stored)
-        return _with_tensors(written, stored)
+        return _with_tensors(self.backend.write(info, stored), stored)
 
     def save(self, user_id: str, user_matrix: NDArray[np.float32], *, scaling: float,
              training_iterations: int, base_model_version: str, metrics: dict[str, float],
@@ -187,7 +216,7 @@ class AdapterStore(ABC):
         Raises:
             DataError: no such version.
         """
-        found = self._read(str(user_id), adapter_name, int(version))
+        found = self.backend.read(str(user_id), adapter_name, int(version))
         if found is None:
             raise DataError(f"no LoRA adapter {adapter_name!r} version {version} "
                             f"for user {user_id!r}")
@@ -195,12 +224,8 @@ class AdapterStore(ABC):
 
     def latest(self, user_id: str, adapter_name: str = "default") -> AdapterRecord | None:
         """The newest version, or None when the user has none."""
-        versions = self.versions(str(user_id), adapter_name)
-        for version in reversed(versions):  # a version deleted meanwhile: try the previous
-            found = self._read(str(user_id), adapter_name, version)
-            if found is not None:
-                return _with_tensors(*found)
-        return None
+        found = self.backend.read_latest(str(user_id), adapter_name)
+        return None if found is None else _with_tensors(*found)
 
     def load(self, user_id: str, adapter_name: str = "default",
              version: int | None = None) -> AdapterRecord:
@@ -218,31 +243,41 @@ class AdapterStore(ABC):
 
     def metadata(self, user_id: str, adapter_name: str = "default",
                  version: int | None = None) -> AdapterInfo:
-        """Metadata of a version (latest when None) without the weights' values."""
-        infos = [i for i in self.list_adapters(str(user_id)) if i.adapter_name == adapter_name
-                 and (version is None or i.version == version)]
+        """Metadata of a version (latest when None) without reading the weights.
+
+        Raises:
+            DataError: no such adapter (version).
+        """
+        infos = [i for i in self.backend.list_adapters(str(user_id))
+                 if i.adapter_name == adapter_name and (version is None or i.version == version)]
         if not infos:
             raise DataError(f"no LoRA adapter {adapter_name!r}"
                             f"{'' if version is None else f' version {version}'} "
                             f"for user {user_id!r}")
         return max(infos, key=lambda i: i.version)
 
+    def versions(self, user_id: str, adapter_name: str = "default") -> list[int]:
+        """Stored version numbers, ascending."""
+        return self.backend.versions(str(user_id), adapter_name)
+
+    def list_adapters(self, user_id: str | None = None) -> list[AdapterInfo]:
+        """Metadata of every stored version (of ``user_id`` only when given)."""
+        return self.backend.list_adapters(None if user_id is None else str(user_id))
+
+    def delete(self, user_id: str, adapter_name: str | None = None) -> int:
+        """Delete every version of ``user_id``'s adapters (of one name when given);
+        returns the number of versions removed."""
+        return self.backend.delete(str(user_id), adapter_name)
+
     def stats(self) -> dict[str, float]:
         """``{"adapters", "users", "total_bytes", "mean_bytes"}`` over all stored versions."""
-        infos = self.list_adapters()
-        total = sum(i.size_bytes for i in infos)
-        return {"adapters": len(infos), "users": len({i.user_id for i in infos}),
-                "total_bytes": int(total), "mean_bytes": total / len(infos) if infos else 0.0}
+        return self.backend.stats()
 
 
 # --- directory backend -------------------------------------------------------------------
 
-class DirectoryAdapterStore(AdapterStore):
-    """Adapters as safetensors files under ``root`` (see the module docstring).
-
-    Args:
-        root: base folder (created on the first save).
-    """
+class DirectoryBackend(AdapterBackend):
+    """Adapters as safetensors files under ``root`` (see the module docstring)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -251,7 +286,7 @@ class DirectoryAdapterStore(AdapterStore):
         """``<root>/<user>/<name>/v<version>`` (ids percent-encoded into safe names)."""
         return self.root / _segment(user_id) / _segment(adapter_name) / f"v{int(version)}"
 
-    def _write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
+    def write(self, info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterInfo:
         from safetensors.numpy import save
 
         payload = save(dict(tensors), metadata={"format": "pt"})
@@ -272,7 +307,7 @@ class DirectoryAdapterStore(AdapterStore):
         io.remove_tree(staging)
         raise DataError(f"could not allocate an adapter version under {parent}")
 
-    def _read(self, user_id: str, adapter_name: str, version: int
+    def read(self, user_id: str, adapter_name: str, version: int
               ) -> tuple[AdapterInfo, dict[str, NDArray[Any]]] | None:
         from safetensors.numpy import load
 
@@ -284,11 +319,11 @@ class DirectoryAdapterStore(AdapterStore):
             return None
         return _info_from_json(meta), load(payload)
 
-    def versions(self, user_id: str, adapter_name: str = "default") -> list[int]:
-        return sorted(self._scan(self.root / _segment(str(user_id)) / _segment(adapter_name)))
+    def versions(self, user_id: str, adapter_name: str) -> list[int]:
+        return sorted(self._scan(self.root / _segment(user_id) / _segment(adapter_name)))
 
-    def list_adapters(self, user_id: str | None = None) -> list[AdapterInfo]:
-        users = [self.root / _segment(str(user_id))] if user_id is not None else \
+    def list_adapters(self, user_id: str | None) -> list[AdapterInfo]:
+        users = [self.root / _segment(user_id)] if user_id is not None else \
             (sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else [])
         infos = []
         for user_dir in users:
@@ -299,8 +334,8 @@ class DirectoryAdapterStore(AdapterStore):
                         infos.append(_info_from_json(io.read_json(meta)))
         return infos
 
-    def delete(self, user_id: str, adapter_name: str | None = None) -> int:
-        user_dir = self.root / _segment(str(user_id))
+    def delete(self, user_id: str, adapter_name: str | None) -> int:
+        user_dir = self.root / _segment(user_id)
         targets = [user_dir / _segment(adapter_name)] if adapter_name is not None else (
             [p for p in user_dir.iterdir() if p.is_dir()] if user_dir.exists() else [])
         removed = 0
@@ -316,6 +351,28 @@ class DirectoryAdapterStore(AdapterStore):
         if not folder.exists():
             return []
         return [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_DIR.match(p.name))]
+
+
+class DirectoryAdapterStore(AdapterStore):
+    """:class:`AdapterStore` on a :class:`DirectoryBackend` (the default backend).
+
+    Args:
+        root: base folder (created on the first save).
+    """
+
+    backend: DirectoryBackend
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(DirectoryBackend(root))
+
+    @property
+    def root(self) -> Path:
+        """The base folder."""
+        return self.backend.root
+
+    def version_dir(self, user_id: str, adapter_name: str, version: int) -> Path:
+        """The folder of one version (``adapter_model.safetensors`` + ``metadata.json``)."""
+        return self.backend.version_dir(str(user_id), adapter_name, version)
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -338,7 +395,7 @@ def _replace(info: AdapterInfo, **changes: Any) -> AdapterInfo:
 
 def _with_tensors(info: AdapterInfo, tensors: Mapping[str, NDArray[Any]]) -> AdapterRecord:
     values = {f: getattr(info, f) for f in AdapterInfo.__dataclass_fields__}
-    return AdapterRecord(**values, tensors={k: np.asarray(v, np.float32) for k, v in
+    return AdapterRecord(**values, tensors={k: np.array(v, np.float32) for k, v in
                                             tensors.items()})
 
 
@@ -360,6 +417,6 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
-    "DTYPES", "USER_MATRIX", "AdapterInfo", "AdapterRecord", "AdapterStore",
-    "DirectoryAdapterStore",
+    "DTYPES", "USER_MATRIX", "AdapterBackend", "AdapterInfo", "AdapterRecord", "AdapterStore",
+    "DirectoryAdapterStore", "DirectoryBackend",
 ]
