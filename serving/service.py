@@ -17,6 +17,12 @@ from starlette.responses import JSONResponse
 
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import ValidationErrorBody, probes_app
+from sona.serving.experiments_api import (
+    ConversionRequest,
+    CreateExperimentRequest,
+    EventsRequest,
+)
+from sona.serving.experiments_http import experiment_routes
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     LoraTrainRequest,
@@ -53,6 +59,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
     logging={"access": {"enabled": CONFIG.access_log}},
 )
 @bentoml.asgi_app(probes_app(_health, _ready), path="/")
+@bentoml.asgi_app(experiment_routes(_app), path="/")
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
 
@@ -75,7 +82,8 @@ class Sona:
 
     @bentoml.api(route="/api/v1/recommendations")
     def recommendations(self, body: RecommendationRequest, /, ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "recommendations", lambda: self.app.recs.recommendations(body))
+        return self._reply(ctx, "recommendations",
+                           lambda: self.app.experiments.recommendations(body))
 
     @bentoml.api(route="/api/v1/recommendations/batch")
     def recommendations_batch(self, body: BatchRecommendationRequest, /,
@@ -99,6 +107,24 @@ class Sona:
     def lora_train(self, body: LoraTrainRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "lora_train", lambda: self.app.recs.train_lora(body),
                            scope="write")
+
+    # --- A/B experiments (GET/PUT/PATCH/DELETE routes: sona.serving.experiments_http) --
+
+    @bentoml.api(route="/api/v1/experiments")
+    def create_experiment(self, body: CreateExperimentRequest, /,
+                          ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "experiments_create",
+                           lambda: self.app.experiments.create(body), scope="admin")
+
+    @bentoml.api(route="/api/v1/events")
+    def events(self, body: EventsRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "events", lambda: self.app.experiments.events(body),
+                           scope="write")
+
+    @bentoml.api(route="/api/v1/experiments/conversions")
+    def conversions(self, body: ConversionRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "conversions",
+                           lambda: self.app.experiments.conversion(body), scope="write")
 
     # --- admin and benchmarking -----------------------------------------------------------
 
