@@ -8,6 +8,7 @@ nothing outlives the caller.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -108,16 +109,29 @@ class ServerProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the server's process group; SIGKILL it if it does not exit in time."""
+        """SIGTERM the server's process group, then SIGKILL whatever is left of it.
+
+        BentoML workers run in process groups of their own, so the descendants are
+        collected first and any that outlive the timeout are killed by pid.
+        """
+        import psutil  # a BentoML dependency
+
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            pgid = os.getpgid(proc.pid)
-            os.killpg(pgid, signal.SIGTERM)
+            try:
+                children = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.Error:
+                children = []
+            os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(pgid, signal.SIGKILL)
+                os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
                 proc.wait(timeout=timeout_s)
+            _, alive = psutil.wait_procs(children, timeout=timeout_s)
+            for child in alive:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
         if self._log is not None:
             self._log.close()
             self._log = None
