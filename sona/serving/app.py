@@ -30,7 +30,6 @@ from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
-from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
@@ -73,8 +72,6 @@ class ServingConfig:
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
     # A/B store: SQLite next to `database` unless a URL or $SONA_DB_URL is given
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
-    # A/B store: SQLite next to `database` unless a URL or $SONA_DB_URL is given
-    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
@@ -106,7 +103,6 @@ class SonaApp:
         self.personalization = Personalization(ProfileStore(url), SqlAdapterStore(url),
                                                self.metrics, config.personalization)
         self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs)
-        self.experiments = ExperimentsHandler.for_app(self)
         self.experiments = ExperimentsHandler.for_app(self)
         if start:
             self.start()
@@ -192,7 +188,6 @@ class SonaApp:
         """Stop polling and background training."""
         self.store.stop()
         self.personalization.shutdown()
-        self.experiments.close()
         self.experiments.close()
 
 
