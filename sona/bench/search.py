@@ -131,7 +131,7 @@ def _queries(docs: pd.DataFrame, n: int, rng: np.random.Generator) -> list[str]:
 
 
 def _prefixes(docs: pd.DataFrame, n: int, rng: np.random.Generator) -> list[str]:
-    out = []
+    out: list[str] = []
     while len(out) < n:
         title = " ".join(words(docs["title"].iat[int(rng.integers(len(docs)))]))
         if not title:

@@ -105,7 +105,9 @@ class Autocomplete:
                 platforms[p].append(float(row.popularity))
         out.extend(Suggestion(n, "person", p) for n, p in people.items())
         n = max(len(documents), 1)
-        for kind, table in (("genre", genres), ("platform", platforms)):
+        facet_tables: tuple[tuple[SuggestionType, dict[str, list[float]]], ...] = (
+            ("genre", genres), ("platform", platforms))
+        for kind, table in facet_tables:
             for value, pops in table.items():
                 pop = min(1.0, 0.5 + 0.5 * len(pops) / n) * max(pops)
                 out.append(Suggestion(value.replace("_", " "), kind, pop, {"value": value}))

@@ -128,7 +128,7 @@ def _known_item(docs: pd.DataFrame, rng: np.random.Generator, n: int, kind: str,
 def _intent_specs(docs: pd.DataFrame) -> list[tuple[tuple[str, ...], int | None, int | None,
                                                      str]]:
     """All (genres, year_min, year_max, shape) combinations worth asking about."""
-    specs = []
+    specs: list[tuple[tuple[str, ...], int | None, int | None, str]] = []
     singles = [(g,) for g in GENRE_PHRASES]
     pairs = [("comedy", "romance"), ("action", "sci_fi"), ("comedy", "sci_fi"),
              ("crime", "thriller"), ("horror", "sci_fi"), ("action", "comedy"),
@@ -152,12 +152,12 @@ def _phrase(genres: tuple[str, ...], lo: int | None, hi: int | None, shape: str,
     if len(names) == 2:
         names = [names[0].split()[0], names[1]]  # "sci-fi comedies", "crime thrillers"
     genre_text = " ".join(names)
-    if shape == "decade":
+    if shape == "decade" and lo is not None:
         tpl = DECADE_PHRASES[int(rng.integers(len(DECADE_PHRASES)))]
         when = tpl.format(d2=str(lo)[2:], d4=lo)
         return f"{when} {genre_text}" if not when.startswith(("from", "of")) else \
             f"{genre_text} {when}"
-    if shape == "before":
+    if shape == "before" and hi is not None:
         return f"{genre_text} before {hi + 1}"
     if shape == "year":
         return f"{genre_text} from {lo}"

@@ -150,8 +150,8 @@ def parse_query(query: str, *, reference_year: int = 2026) -> ParsedQuery:
     """
     original = query.strip()
     refs: list[str] = []
-    for m in _REFERENCE.finditer(original):
-        ref = re.sub(r"^(?:the movie|the film)\s+", "", m.group("ref").strip(" .!?\"'"),
+    for ref_match in _REFERENCE.finditer(original):
+        ref = re.sub(r"^(?:the movie|the film)\s+", "", ref_match.group("ref").strip(" .!?\"'"),
                      flags=re.IGNORECASE)
         if ref:
             refs.append(ref)
@@ -161,6 +161,7 @@ def parse_query(query: str, *, reference_year: int = 2026) -> ParsedQuery:
                       r"(?=\s+(?:on|from|in the|under|over|before|after|rated|for kids|but)\b|$)",
                       " ", text)
     values: dict[str, Any] = {}
+    m: re.Match[str] | None
     # platforms: longest alias first, whole words only
     platforms: list[str] = []
     for alias in sorted(PLATFORM_ALIASES, key=len, reverse=True):
@@ -174,11 +175,13 @@ def parse_query(query: str, *, reference_year: int = 2026) -> ParsedQuery:
     if platforms:
         values["platforms"] = tuple(dict.fromkeys(platforms))
     # runtime
-    for m in list(_RUNTIME.finditer(text))[::-1]:
-        minutes = float(m.group("n")) * (60 if m.group("unit").startswith("h") else 1)
-        low = m.group("op") in ("over", "more than", "longer than", "at least", "above")
-        values["runtime_min" if low else "runtime_max"] = minutes
-        text = _consume(text, m)
+    for run_match in list(_RUNTIME.finditer(text))[::-1]:
+        unit = run_match.group("unit")
+        minutes = float(run_match.group("n")) * (60 if unit.startswith("h") else 1)
+        at_least = run_match.group("op") in ("over", "more than", "longer than", "at least",
+                                             "above")
+        values["runtime_min" if at_least else "runtime_max"] = minutes
+        text = _consume(text, run_match)
     # maturity
     for phrase, rating in _MATURITY_PHRASES.items():
         if re.search(rf"\b{phrase}\b", text):
@@ -194,13 +197,13 @@ def parse_query(query: str, *, reference_year: int = 2026) -> ParsedQuery:
         a, b = sorted((int(m.group("a")), int(m.group("b"))))
         values.update(year_min=a, year_max=b)
         text = _consume(text, m)
-    for m in list(_BOUND.finditer(text))[::-1]:
-        y = int(m.group("y"))
-        if m.group("op") in ("after", "since", "post"):
-            values["year_min"] = y + (1 if m.group("op") != "since" else 0)
+    for bound in list(_BOUND.finditer(text))[::-1]:
+        y = int(bound.group("y"))
+        if bound.group("op") in ("after", "since", "post"):
+            values["year_min"] = y + (1 if bound.group("op") != "since" else 0)
         else:
             values["year_max"] = y - 1
-        text = _consume(text, m)
+        text = _consume(text, bound)
     m = _DECADE.search(text)
     if m:
         start = _decade_start(m.group("c"), m.group("d"))

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,8 @@ class TextIndex:
 
     def __init__(self, config: TextIndexConfig | None = None) -> None:
         self.config = config or TextIndexConfig()
-        self._index = None
-        self._schema = None
+        self._index: Any = None
+        self._schema: Any = None
         self._vocab: dict[int, list[str]] = {}
         self._vocab_set: set[str] = set()
         self._freq: Counter[str] = Counter()
@@ -100,7 +101,7 @@ class TextIndex:
         index.register_tokenizer("sona_text", build(self.config.stem))  # type: ignore[attr-defined]
         index.register_tokenizer("sona_plain", build(False))  # type: ignore[attr-defined]
 
-    def _schema_builder(self) -> object:
+    def _schema_builder(self) -> Any:
         import tantivy
 
         sb = tantivy.SchemaBuilder()
@@ -216,7 +217,7 @@ class TextIndex:
         searched = [w for w in phrase if w not in STOPWORDS] if content else phrase
         return " ".join(terms), searched
 
-    def _filter_query(self, filters: SearchFilters) -> object | None:
+    def _filter_query(self, filters: SearchFilters) -> Any:
         from tantivy import FieldType, Occur, Query
 
         schema = self._schema
@@ -280,7 +281,7 @@ class TextIndex:
         scores = np.array([h[0] for h in hits], dtype=np.float64)
         pos = np.array(self._searcher.fast_field_values("pos", [h[1] for h in hits]),
                        dtype=np.int64)
-        if n_excl:
+        if excluded is not None and n_excl:
             keep = ~np.isin(pos, excluded)
             pos, scores = pos[keep], scores[keep]
         return pos[:k], scores[:k]
@@ -291,7 +292,8 @@ class TextIndex:
 
         flt = self._filter_query(filters)
         query = flt if flt is not None else Query.all_query()
-        return int(self._searcher.search(query, 1, count=True).count)
+        result: Any = self._searcher.search(query, 1, count=True)
+        return int(result.count)
 
 
 __all__ = ["STOPWORDS", "TextIndex", "TextIndexConfig", "fold", "words"]
