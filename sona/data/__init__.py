@@ -5,6 +5,7 @@ from sona.data.interactions import Catalog, Interactions, load_interactions
 from sona.data.splits import (
     Split,
     SplitConfig,
+    cold_split,
     leave_last_out,
     make_split,
     random_split,
@@ -18,6 +19,7 @@ __all__ = [
     "Interactions",
     "Split",
     "SplitConfig",
+    "cold_split",
     "leave_last_out",
     "load_interactions",
     "make_split",

@@ -221,6 +221,49 @@ def temporal_split(
     return _make_parts(data, "temporal", train=before, test=~before)
 
 
+def cold_split(
+    data: Interactions,
+    *,
+    by: GroupBy = "user",
+    fraction: float = 0.1,
+    seed: int = 42,
+) -> Split:
+    """Hold out whole users (or items): every row of a random ``fraction`` of them is test.
+
+    The cold-start protocol (SPEC §2.8): a model fitted on ``train`` has never seen a test
+    user (``by="user"``) or a test item (``by="item"``), so it must recommend from side data
+    (demographics, signup genres, item text) rather than interactions. The held-out groups
+    are ``round(fraction * n_groups)`` (at least 1, at most ``n_groups - 1``) distinct ids
+    drawn without replacement by ``numpy.random.default_rng(seed)`` from the groups in
+    index (sorted id) order, so the split does not depend on row order.
+
+    Args:
+        data: the interaction log.
+        by: hold out users ("user") or items ("item").
+        fraction: share of the groups held out, strictly between 0 and 1.
+        seed: seed of the draw.
+
+    Returns:
+        ``Split(train, test, None)``; the two parts share no ``by`` id.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1) or ``by`` not "user"/"item".
+        DataError: fewer than two groups (nothing could stay in train).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"cold split fraction must be in (0, 1), got {fraction}")
+    codes = _group_codes(data, by)
+    n_groups = data.n_users if by == "user" else data.n_items
+    if n_groups < 2:
+        raise DataError(f"cold split by {by} needs at least 2 {by}s, got {n_groups}",
+                        path=data.source)
+    n_cold = min(max(1, round(fraction * n_groups)), n_groups - 1)
+    cold = np.zeros(n_groups, dtype=bool)
+    cold[np.random.default_rng(seed).choice(n_groups, size=n_cold, replace=False)] = True
+    in_test = cold[codes]
+    return _make_parts(data, "cold", train=~in_test, test=in_test)
+
+
 def make_split(data: Interactions, config: SplitConfig) -> Split:
     """Run the splitter ``config.method`` with the fields it uses.
 

@@ -14,6 +14,7 @@ from sona.data import (
     Interactions,
     Split,
     SplitConfig,
+    cold_split,
     leave_last_out,
     make_split,
     random_split,
@@ -85,6 +86,8 @@ SPLITTERS = {
     "leave_last_out": lambda d, s: leave_last_out(d, 1),
     "leave_last_out_item": lambda d, s: leave_last_out(d, 1, by="item"),
     "temporal": lambda d, s: temporal_split(d, quantile=0.6),
+    "cold_user": lambda d, s: cold_split(d, by="user", fraction=0.3, seed=s),
+    "cold_item": lambda d, s: cold_split(d, by="item", fraction=0.3, seed=s),
 }
 
 
@@ -286,3 +289,33 @@ def test_stratified_split_on_ml100k_keeps_75_percent(ml100k):
     assert len(split.train) == 74_646  # floor(0.75 * n) per user, measured
     assert len(split.train) + len(split.test) == 100_000
     assert split.train.n_users == split.test.n_users == 943
+
+
+@SETTINGS
+@given(data=logs(min_rows=4), fraction=st.floats(0.05, 0.95), by=st.sampled_from(["user", "item"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_cold_split_holds_out_whole_groups(data, fraction, by, seed):
+    col = f"{by}_id"
+    assume(data.frame[col].nunique() >= 2)
+    split = cold_split(data, by=by, fraction=fraction, seed=seed)
+    _assert_partition(data, split)
+    train_ids, test_ids = set(split.train.frame[col]), set(split.test.frame[col])
+    assert not train_ids & test_ids  # no held-out group leaks into train
+    n_groups = len(train_ids | test_ids)
+    assert len(test_ids) == min(max(1, round(fraction * n_groups)), n_groups - 1)
+    # every row of a held-out group is in test
+    assert len(split.test) == int(data.frame[col].isin(test_ids).sum())
+
+
+def test_cold_split_ignores_row_order_and_validates():
+    data = random_interactions(seed=4)
+    shuffled = data.with_frame(data.frame.sample(frac=1.0, random_state=1))
+    a = cold_split(data, by="user", fraction=0.2, seed=3)
+    b = cold_split(shuffled, by="user", fraction=0.2, seed=3)
+    assert set(a.test.frame["user_id"]) == set(b.test.frame["user_id"])
+    assert len(set(a.test.frame["user_id"])) == round(0.2 * data.n_users)
+    with pytest.raises(ValueError, match="fraction"):
+        cold_split(data, fraction=1.0)
+    one = data.with_frame(data.frame[data.frame["user_id"] == data.frame["user_id"].iloc[0]])
+    with pytest.raises(DataError, match="at least 2 users"):
+        cold_split(one, by="user", fraction=0.5)
