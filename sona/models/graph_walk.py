@@ -80,7 +80,7 @@ class GraphWalkConfig:
     # probability that a walk at an item steps to a KG neighbour instead of a user
     kg_share: float = 0.02
     # keep KG entities touching at least this many training items
-    min_entity_items: int = 2
+    min_entity_items: int = 5
     # item score = visit probability / prior**beta, prior = the average user's (0 = plain PPR)
     prior_beta: float = 0.45
     # arithmetic of the power iteration: "float32" (fast) or "float64" (exact comparisons)

@@ -159,7 +159,8 @@ def test_graph_has_genre_and_kg_nodes():
 def test_item_steps_split_by_edge_type_and_match_networkx():
     data, side = _films()
     model = GraphWalk(GraphWalkConfig(side_source=None, genre_share=0.1, kg_share=0.2,
-                                      restart_prob=0.3, prior_beta=0.0, **EXACT),
+                                      min_entity_items=2, restart_prob=0.3, prior_beta=0.0,
+                                      **EXACT),
                       side=side).fit(data)
     p = model.transition_.toarray()
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
