@@ -29,6 +29,7 @@ def _register() -> None:
     # sub-command modules attach themselves to `app`; import order sets --help order
     from sona.cli import (  # noqa: F401
         bench,
+        bench_lora,
         bench_overhead,
         bench_scaling,
         bench_search,
