@@ -107,7 +107,9 @@ def _looks(units: pd.DataFrame, outcomes: pd.DataFrame, n_looks: int
     times = np.sort(units["first_exposure_at"].to_numpy(dtype=np.float64))
     if len(times) == 0:
         return []
-    cuts = np.unique(times[np.ceil(np.linspace(1, len(times), n_looks)).astype(int) - 1])
+    # look k sees the first k/n_looks of the exposed users
+    cuts = np.unique(times[np.ceil(np.linspace(len(times) / n_looks, len(times), n_looks))
+                           .astype(int) - 1])
     ends = list(cuts[:-1]) + [math.inf]
     rows = []
     for end in ends:

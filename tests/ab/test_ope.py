@@ -29,7 +29,6 @@ from sona.ab.records import ExposedItem, OutcomeEvent, VariantSpec
 from sona.ab.repository import ExperimentRepository
 from sona.serving.experiments_api import explore
 
-
 # --- obp reference (ported formulas, obp's tensor layout) ------------------------------------
 
 def obp_ipw(reward, action, position, pscore, action_dist):  # type: ignore[no-untyped-def]
@@ -133,10 +132,8 @@ def test_estimators_equal_the_obp_reference(logged: Logged) -> None:
     assert ours["dm"].value == pytest.approx(obp_dm(action_dist, q_hat, position), rel=1e-12)
     assert ours["dr"].value == pytest.approx(
         obp_dr(reward, action, position, pscore, action_dist, q_hat), rel=1e-12)
-    print("\nOPE per-slot value of the candidate: truth %.4f | logged %.4f | IPS %.4f | "
-          "SNIPS %.4f | DM %.4f | DR %.4f" % (logged.truth, ours["logged"].value,
-                                             ours["ips"].value, ours["snips"].value,
-                                             ours["dm"].value, ours["dr"].value))
+    values = " | ".join(f"{k} {ours[k].value:.4f}" for k in ("logged", "ips", "snips", "dm", "dr"))
+    print(f"\nOPE per-slot value of the candidate: truth {logged.truth:.4f} | {values}")
 
 
 def test_estimates_cover_the_true_value(logged: Logged) -> None:
