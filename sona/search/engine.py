@@ -163,6 +163,7 @@ class SearchEngine:
         with np.errstate(invalid="ignore"):
             fresh = np.exp(-(newest - years) / self.config.freshness_tau)
         self.documents_ = docs
+        self.ids_ = docs["item_id"].to_numpy()
         self.vectors_ = vecs
         self.arrays_ = arrays
         self.freshness_ = np.nan_to_num(fresh, nan=0.0)
@@ -277,7 +278,7 @@ class SearchEngine:
                                   boost=boost, vectors=self.vectors_, arrays=self.arrays_)
         facets = self.retriever_.facets(ranked.positions)
         lo = (page - 1) * page_size
-        ids = self.documents_["item_id"].to_numpy()
+        ids = self.ids_
         hits = [SearchHit(item_id=_plain(ids[p]), position=int(p), score=float(s),
                           vector_similarity=v, keyword_score=k, match_reasons=r)
                 for p, s, v, k, r in ranked.rows(lo, lo + page_size)]
@@ -289,7 +290,7 @@ class SearchEngine:
             hits=hits, total_count=len(ranked.positions), page=page, page_size=page_size,
             parsed=parsed, facets=facets,
             search_time_ms=(time.perf_counter() - start) * 1000.0,
-            ranked_ids=[_plain(ids[p]) for p in ranked.positions],
+            ranked_ids=ids[ranked.positions].tolist(),
         )
 
     def with_config(self, **changes: Any) -> SearchEngine:
@@ -303,7 +304,7 @@ class SearchEngine:
         if fixed & set(changes):
             raise ValueError(f"index-time settings {sorted(fixed & set(changes))} need a rebuild")
         other = SearchEngine(dataclasses.replace(self.config, **changes), self.encoder)
-        for name in ("documents_", "vectors_", "arrays_", "freshness_", "text_index_",
+        for name in ("documents_", "ids_", "vectors_", "arrays_", "freshness_", "text_index_",
                      "vector_index_", "autocomplete_", "newest_year_", "build_timings_"):
             setattr(other, name, getattr(self, name))
         other._query_vectors = self._query_vectors

@@ -131,6 +131,14 @@ def _norm(query: str) -> str:
     return " ".join(text.split())
 
 
+# (alias, normalised alias, pattern), longest alias first, compiled once
+_PLATFORM_PATTERNS: list[tuple[str, str, re.Pattern[str]]] = [
+    (alias, key, re.compile(rf"(?:\bon\s+)?\b{re.escape(key)}\b"))
+    for alias in sorted(PLATFORM_ALIASES, key=len, reverse=True)
+    for key in [_norm(alias.replace("+", " plus"))]
+]
+
+
 def _consume(text: str, match: re.Match[str]) -> str:
     return (text[: match.start()] + " " + text[match.end():]).strip()
 
@@ -164,9 +172,7 @@ def parse_query(query: str, *, reference_year: int = 2026) -> ParsedQuery:
     m: re.Match[str] | None
     # platforms: longest alias first, whole words only
     platforms: list[str] = []
-    for alias in sorted(PLATFORM_ALIASES, key=len, reverse=True):
-        key = _norm(alias.replace("+", " plus"))
-        pattern = re.compile(rf"(?:\bon\s+)?\b{re.escape(key)}\b")
+    for alias, key, pattern in _PLATFORM_PATTERNS:
         m = pattern.search(text)
         if m is None or (key in _AMBIGUOUS_PLATFORMS and not m.group().startswith("on ")):
             continue

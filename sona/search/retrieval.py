@@ -93,6 +93,11 @@ class Retriever:
             for t in (row.title, *row.alternate_titles):
                 self.titles.setdefault(title_key(t), []).append(pos)
             self.title_words.append(set(words(" ".join((row.title, *row.alternate_titles)))))
+        years = arrays.year
+        self.newest_year = int(np.nanmax(years)) if np.isfinite(years).any() else 2026
+        # positions by descending popularity (ties: lower position first), for the
+        # popularity list: the first k allowed rows of this order
+        self.by_popularity = np.lexsort((np.arange(len(arrays)), -arrays.popularity))
         self.coverage = {
             "platforms": bool((arrays.platform_bits != 0).any()),
             "runtime": bool(np.isfinite(arrays.runtime).any()),
@@ -128,8 +133,7 @@ class Retriever:
         return parsed
 
     def _newest_year(self) -> int:
-        years = self.arrays.year
-        return int(np.nanmax(years)) if np.isfinite(years).any() else 2026
+        return self.newest_year
 
     def resolve(self, reference: str) -> int | None:
         """Position of the title a "like <reference>" names, or None."""
@@ -219,12 +223,8 @@ class Retriever:
                 rq = self.vectors[ref_pos].mean(axis=0)
                 rq = (rq / max(float(np.linalg.norm(rq)), 1e-12)).astype(np.float32)
                 out.reference = self._vector_search(rq, mask, n_allowed, k)
-            allowed = np.flatnonzero(mask)
-            pop = self.arrays.popularity[allowed]
-            take = min(k, len(allowed))
-            top = np.argpartition(-pop, take - 1)[:take] if take < len(allowed) else \
-                np.arange(len(allowed))
-            out.popular = allowed[top[np.lexsort((allowed[top], -pop[top]))]]
+            order = self.by_popularity
+            out.popular = order[mask[order]][:k].astype(np.int64)
         return out
 
     def _excluded_ids(self, filters: SearchFilters) -> NDArray[np.int64]:
