@@ -10,8 +10,10 @@ from sona.models.item_knn import ItemKNN, ItemKNNConfig
 from sona.models.lightgcn import LightGCN, LightGCNConfig
 from sona.models.popularity import Popularity, PopularityConfig
 from sona.models.side import ItemSideData
+from sona.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
 
 __all__ = ["ALS", "BPR", "EASE", "ALSConfig", "BPRConfig", "EASEConfig", "ItemKNN",
            "ItemKNNConfig", "Popularity", "PopularityConfig", "Recommender"]
 __all__ += ["ContentBased", "ContentConfig", "GraphWalk", "GraphWalkConfig", "ItemSideData",
             "LightGCN", "LightGCNConfig"]
+__all__ += ["ItemFeatures", "TwoTower", "TwoTowerConfig"]
