@@ -94,11 +94,22 @@ class ABReport:
         raise KeyError(f"no comparison for variant {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON (``significant`` included per comparison)."""
+        """Plain JSON data (``significant`` per comparison; NaN and infinities as None)."""
         out = asdict(self)
         for c, d in zip(self.comparisons, out["comparisons"], strict=True):
             d["significant"] = c.significant
-        return out
+        return json_safe(out)  # type: ignore[no-any-return]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _looks(units: pd.DataFrame, outcomes: pd.DataFrame, n_looks: int
@@ -220,4 +231,4 @@ def analyze(repo: ExperimentRepository, key: str, *, metric: str | None = None,
                           tau=tau, seed=seed)
 
 
-__all__ = ["ABReport", "Comparison", "VariantSummary", "analyze", "analyze_frames"]
+__all__ = ["ABReport", "Comparison", "VariantSummary", "analyze", "analyze_frames", "json_safe"]

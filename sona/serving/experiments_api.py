@@ -15,7 +15,6 @@ Schemas live here too; requests forbid unknown fields (a typo is a 400 naming it
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -137,17 +136,6 @@ class ExperimentRecommendationResponse(RecommendationResponse):
 
     experiment_id: str | None = None
     exposure_id: str | None = None
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become None (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _specs(variants: list[VariantIn]) -> list[VariantSpec]:
@@ -287,7 +275,7 @@ class ExperimentsHandler:
         """The full analysis (:func:`sona.ab.analysis.analyze`) as JSON."""
         from sona.ab.analysis import analyze
 
-        return _json_safe(analyze(self.repo, self._get(key).id, metric=metric).to_dict())
+        return analyze(self.repo, self._get(key).id, metric=metric).to_dict()
 
     # --- events -------------------------------------------------------------------------------
 
