@@ -208,3 +208,24 @@ def test_config_is_checked_on_fit():
 def test_registered_for_experiment_yaml():
     model = build_model("graph_walk", {"restart_prob": 0.5, "side_source": None})
     assert isinstance(model, GraphWalk) and model.config.restart_prob == 0.5
+
+
+@pytest.mark.realdata
+def test_movielens_graph_from_kg_and_links(ml100k):
+    side = ItemSideData(ml100k.catalog, ml100k.kg, ml100k.links)
+    model = GraphWalk(GraphWalkConfig(side_source=None), side=side).fit(ml100k.interactions)
+    users, items, genres, entities = model.node_counts_.tolist()
+    assert (users, items, genres) == (943, 1682, 19)
+    # Freebase entities (actors, directors, languages, ...) shared by >= 5 films
+    assert 500 < entities < 5000
+    assert not model.uses_fallback(ml100k.interactions.users.ids_array).any()
+    np.testing.assert_allclose(model.transition_.sum(axis=1), 1.0)
+    recs = model.recommend(ml100k.interactions.users.ids_array[:50], k=10)
+    assert recs.valid.all()
+
+
+def test_unknown_side_source_is_a_config_error():
+    from sona.models.side import load_side_data
+
+    with pytest.raises(ConfigError, match="unknown side_source 'ml-1m'"):
+        load_side_data("ml-1m")
