@@ -18,6 +18,7 @@ from sona.models.bpr import BPR
 from sona.models.content import ContentBased
 from sona.models.ease import EASE
 from sona.models.graph_walk import GraphWalk
+from sona.models.hybrid import Hybrid
 from sona.models.item_knn import ItemKNN
 from sona.models.lightgcn import LightGCN
 from sona.models.popularity import Popularity
@@ -34,6 +35,7 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "content": ContentBased,
     "graph_walk": GraphWalk,
     "lightgcn": LightGCN,
+    "hybrid": Hybrid,
 }
 
 
