@@ -5,7 +5,8 @@ BentoML answers a request that fails pydantic validation with status 400 and
 :class:`ValidationErrorBody` rewrites such bodies into SONA's error shape,
 ``{"error": "validation_error", "message": "limit: Input should be ...", "fields": [...],
 "detail": [...]}``, so every 4xx names the offending field the same way. Non-JSON or
-already-shaped bodies pass through untouched.
+already-shaped bodies pass through untouched. :func:`parse_body` gives the Starlette routes
+mounted next to the APIs (``experiments_http``, ``catalog_http``) the same error shape.
 
 :func:`probes_app` serves ``GET /health`` and ``GET /ready`` (BentoML APIs are POST only).
 """
@@ -16,6 +17,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -89,6 +91,25 @@ class ValidationErrorBody:
         await self.app(scope, receive, wrapped)
 
 
+def validation_body(exc: ValidationError) -> dict[str, Any]:
+    """SONA's 400 body for a pydantic error: ``{error, message, fields}``."""
+    fields = [_location(e["loc"]) for e in exc.errors()]
+    messages = [f"{f}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True)]
+    return {"error": "validation_error", "message": "; ".join(messages), "fields": fields}
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    """The request's JSON body as ``model``, or the 400 response naming the bad fields."""
+    raw = await request.body()
+    try:
+        return model.model_validate(json.loads(raw or b"null"))
+    except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
+        if isinstance(exc, ValidationError):
+            return JSONResponse(validation_body(exc), status_code=400)
+        return JSONResponse({"error": "validation_error", "fields": ["body"],
+                             "message": f"body: invalid JSON ({exc})"}, status_code=400)
+
+
 def probes_app(health: Callable[[], dict[str, Any]],
                ready: Callable[[], tuple[int, dict[str, Any]]]) -> Starlette:
     """A Starlette app with ``GET /health`` and ``GET /ready``."""
@@ -104,4 +125,5 @@ def probes_app(health: Callable[[], dict[str, Any]],
                              Route("/ready", ready_route, methods=["GET"])])
 
 
-__all__ = ["ValidationErrorBody", "probes_app", "shape_validation_error"]
+__all__ = ["ValidationErrorBody", "parse_body", "probes_app", "shape_validation_error",
+           "validation_body"]

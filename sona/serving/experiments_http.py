@@ -14,40 +14,22 @@ Routes (scope): ``GET /api/v1/experiments`` (admin), ``GET|PATCH|DELETE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sona.serving.asgi import parse_body
 from sona.serving.experiments_api import StatusRequest, UpdateExperimentRequest
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
 
 PREFIX = "/api/v1/experiments"
-
-
-def _validation_body(exc: ValidationError) -> dict[str, Any]:
-    fields = [".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()]
-    messages = [f"{f}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True)]
-    return {"error": "validation_error", "message": "; ".join(messages), "fields": fields}
-
-
-async def _parse(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    raw = await request.body()
-    try:
-        return model.model_validate(json.loads(raw or b"null"))
-    except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
-        if isinstance(exc, ValidationError):
-            return JSONResponse(_validation_body(exc), status_code=400)
-        return JSONResponse({"error": "validation_error", "fields": ["body"],
-                             "message": f"body: invalid JSON ({exc})"}, status_code=400)
 
 
 def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
@@ -74,7 +56,7 @@ def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         if request.method == "DELETE":
             return await run(request, "experiments_delete", "admin",
                              lambda app: app.experiments.delete(key))
-        body = await _parse(request, UpdateExperimentRequest)
+        body = await parse_body(request, UpdateExperimentRequest)
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "experiments_update", "admin",
@@ -82,7 +64,7 @@ def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
 
     async def status(request: Request) -> JSONResponse:
         key = request.path_params["experiment_id"]
-        body = await _parse(request, StatusRequest)
+        body = await parse_body(request, StatusRequest)
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "experiments_status", "admin",
