@@ -154,7 +154,8 @@ def analyze_frames(experiment: Experiment, users: pd.DataFrame, outcomes: pd.Dat
         alpha: test level (intervals are ``1 - alpha``).
         srm_threshold: SRM flag when the chi-square p-value is below this.
         mde: relative minimum detectable effect; sets the mSPRT mixture scale
-            ``tau = mde x pre-period mean`` (else the control mean) unless ``tau`` is given.
+            ``tau = mde x control mean`` unless ``tau`` is given (it uses the control's
+            level, never the difference, so the always-valid guarantee holds closely).
         n_looks: interim looks replayed by the sequential test.
         seed: seed of the Bayesian sampler.
     """
@@ -177,7 +178,6 @@ def analyze_frames(experiment: Experiment, users: pd.DataFrame, outcomes: pd.Dat
     if srm.flagged:
         log.warning("experiment %s: sample-ratio mismatch (p=%.2g): do not trust the results",
                     experiment.name, srm.p_value)
-    pre_mean = float(units["pre_value"].mean()) if len(units) else 0.0
     c_rows = arms[control]
     comparisons = []
     for v in experiment.variants:
@@ -187,8 +187,7 @@ def analyze_frames(experiment: Experiment, users: pd.DataFrame, outcomes: pd.Dat
         yc, yt = c_rows["value"].to_numpy(np.float64), t_rows["value"].to_numpy(np.float64)
         xc_, nc_, xt_, nt_ = int((yc > 0).sum()), len(yc), int((yt > 0).sum()), len(yt)
         enough = nc_ >= 2 and nt_ >= 2
-        scale = tau if tau is not None else mde * (pre_mean if pre_mean > 0 else
-                                                  (float(yc.mean()) if nc_ else 0.0))
+        scale = tau if tau is not None else mde * abs(float(yc.mean()) if nc_ else 0.0)
         has_pre = enough and (units["pre_value"].var() or 0.0) > 0
         comparisons.append(Comparison(
             v.name, control,

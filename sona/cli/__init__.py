@@ -28,6 +28,7 @@ app = typer.Typer(
 def _register() -> None:
     # sub-command modules attach themselves to `app`; import order sets --help order
     from sona.cli import (  # noqa: F401
+        ab,
         bench,
         bench_lora,
         bench_overhead,
