@@ -24,10 +24,12 @@ from sona import config as sona_config
 from sona.db import sqlite_url
 from sona.errors import ConfigError, SonaError, UnknownIdError
 from sona.experiments.spec import TrackingConfig
+from sona.ingest.pipeline import IndexUpdate, IndexUpdater
 from sona.lora import SqlAdapterStore
 from sona.profile import ProfileStore
 from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
+from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.metrics import serving_metrics
@@ -72,6 +74,8 @@ class ServingConfig:
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
     # A/B store: SQLite next to `database` unless a URL or $SONA_DB_URL is given
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
+    # catalog / webhook store: catalog.db next to `database` unless a URL is given
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
@@ -104,6 +108,10 @@ class SonaApp:
                                                self.metrics, config.personalization)
         self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs)
         self.experiments = ExperimentsHandler.for_app(self)
+        # vector upserts/removals from catalog writes and webhook events go to each listener
+        self.index_listeners: list[IndexUpdater] = []
+        self.catalog = build_catalog_handler(config.catalog, config.database,
+                                             on_index_update=self._index_updated)
         if start:
             self.start()
 
@@ -133,6 +141,10 @@ class SonaApp:
         if old is not None:
             self.audit.record("model_swapped", "model", f"{new.name}/{new.version}",
                               details={"from": old.version, "to": new.version})
+
+    def _index_updated(self, update: IndexUpdate) -> None:
+        for listener in self.index_listeners:
+            listener(update)
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -189,6 +201,7 @@ class SonaApp:
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
+        self.catalog.store.close()
 
 
 __all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]
