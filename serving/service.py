@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import ValidationErrorBody, probes_app
+from sona.serving.catalog_http import catalog_routes
 from sona.serving.experiments_api import (
     ConversionRequest,
     CreateExperimentRequest,
@@ -60,6 +61,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
 )
 @bentoml.asgi_app(probes_app(_health, _ready), path="/")
 @bentoml.asgi_app(experiment_routes(_app), path="/")
+@bentoml.asgi_app(catalog_routes(_app), path="/")
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
 
