@@ -67,7 +67,13 @@ def check_specs(specs: list[GeneratorSpec], *, owner: str) -> None:
         if spec.model in ("hybrid", "ranker"):
             raise ConfigError(f"{owner}.generators[{i}].model {spec.model!r}: a generator must "
                               "be a base model, not another ensemble")
-        build_model(spec.model, spec.params, where=f"{owner}.generators[{i}].params.")
+        where = f"{owner}.generators[{i}]"
+        try:
+            build_model(spec.model, spec.params, where=f"{where}.params.")
+        except ConfigError as exc:
+            if where in str(exc):
+                raise
+            raise ConfigError(f"{where}.model: {exc}") from exc
 
 
 class GeneratorSet:

@@ -22,6 +22,7 @@ from sona.models.hybrid import Hybrid
 from sona.models.item_knn import ItemKNN
 from sona.models.lightgcn import LightGCN
 from sona.models.popularity import Popularity
+from sona.models.ranker import Ranker
 from sona.models.two_tower import TwoTower
 
 #: model name (as written in experiment YAML) -> Recommender subclass
@@ -36,6 +37,7 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "graph_walk": GraphWalk,
     "lightgcn": LightGCN,
     "hybrid": Hybrid,
+    "ranker": Ranker,
 }
 
 
