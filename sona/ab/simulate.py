@@ -77,6 +77,8 @@ class SimulationConfig:
     alpha: float = 0.05
     # click re-draws that check the stated power empirically (0 = skip)
     replicates: int = 200
+    # mark the experiment completed at the end (so later runs start on a quiet server)
+    complete: bool = True
     seed: int = 0
 
 
@@ -204,6 +206,11 @@ def simulate(url: str, key: str, users: SyntheticUsers, config: SimulationConfig
     n = len(users)
     rng_master = np.random.default_rng(config.seed)
     seeds = rng_master.integers(0, 2**63, size=(n, 3))
+    running = client.ok("GET", "/api/v1/experiments?status=running")["experiments"]
+    if running:
+        raise SonaError(f"experiments {[e['name'] for e in running]} are running on {url}: "
+                        f"new users would join them first; complete them or use another "
+                        f"server")
     created = client.ok("POST", "/api/v1/experiments", {
         "name": config.experiment, "description": f"simulated: uplift {config.uplift}",
         "variants": [{"name": "control", "weight": 0.5, "config": config.control_config},
@@ -294,6 +301,8 @@ def simulate(url: str, key: str, users: SyntheticUsers, config: SimulationConfig
             log.info("plan: %s", plan)
         client.ok("PUT", f"/api/v1/experiments/{exp_id}/status", {"status": "running"})
         _each(pool, during, range(n))
+    if config.complete:
+        client.ok("PUT", f"/api/v1/experiments/{exp_id}/status", {"status": "completed"})
     report = client.ok("GET", f"/api/v1/experiments/{exp_id}/report")
     if config.replicates > 0 and (arms == 0).sum() > 1 and (arms == 1).sum() > 1:
         plan.update(replicate_power(pre_probs, exp_probs, arms, uplift=config.uplift,
