@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "ApiKey": "sona.serving.auth",
     "KeyStore": "sona.serving.auth",
     "require_scope": "sona.serving.auth",
+    "CatalogConfig": "sona.serving.catalog_http",
     "ExportConfig": "sona.serving.export_onnx",
     "export_model": "sona.serving.export_onnx",
     "LoadedModel": "sona.serving.model_store",
