@@ -19,3 +19,19 @@ def test_plot_metric_vs_k_draws_one_line_per_model(tmp_path):
 def test_plot_metric_vs_k_names_missing_columns():
     with pytest.raises(ValueError, match="value"):
         plot_metric_vs_k(pd.DataFrame({"model": ["a"], "k": [1]}))
+
+
+def test_accuracy_vs_diversity_plot_and_png():
+    from sona.plots import figure_png, plot_accuracy_vs_diversity
+
+    points = [{"lambda": 1.0, "ndcg": 0.49, "diversity": 0.70},
+              {"lambda": 0.5, "ndcg": 0.45, "diversity": 0.80}]
+    fig = plot_accuracy_vs_diversity(points, k=10)
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_xdata()) == [0.70, 0.80]
+    assert list(ax.lines[0].get_ydata()) == [0.49, 0.45]
+    assert ax.get_ylabel() == "ndcg@10"
+    png = figure_png(fig)
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+    with pytest.raises(ValueError, match="diversity"):
+        plot_accuracy_vs_diversity([{"lambda": 1.0, "ndcg": 0.5}])
