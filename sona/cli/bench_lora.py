@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -67,17 +68,33 @@ def lora(
     adapter = AdapterTrainingConfig(rank=rank, alpha=alpha, learning_rate=lr, n_steps=steps,
                                     l2=l2)
     console = Console()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sona-lora-") as tmp:
         result = run_lora_eval(ml.interactions, ml.users, config, tmp, adapter=adapter)
     report = result.to_dict()
     if stratified:
         report["two_tower_stratified"] = _stratified(ml.interactions, base_cfg)
+    report["environment"] = _environment(load_before)
     _print(console, report)
     io.write_json(out, report)
     console.print(f"wrote {out}")
     if track:
         run_id = _track(report, config, adapter)
         console.print(f"MLflow run {run_id}")
+
+
+def _environment(load_before: float) -> dict[str, Any]:
+    """CPUs, load average and library versions: timings mean little without them."""
+    import platform
+
+    import peft
+    import torch
+
+    return {"cpus_usable": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
+            "load_avg_1min": {"before": load_before, "after": os.getloadavg()[0]},
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "peft": peft.__version__,
+            "python": platform.python_version()}
 
 
 def _stratified(data: Any, config: Any) -> dict[str, float]:
