@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,11 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
             raise typer.BadParameter(f"{name}: {part!r} must be positive")
         out.append(value)
     return tuple(out)
+
+
+def _console() -> Console:
+    """Rich console; wide when piped (rich assumes 80 columns and would truncate the table)."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:
@@ -79,7 +85,7 @@ def scaling(
                            engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
                            master=master, timeout_s=timeout, driver_memory=driver_memory,
                            work_dir=work_dir, seed=seed)
-    console = Console()
+    console = _console()
 
     def show(row: dict[str, Any]) -> None:
         console.print(f"{row['engine']} @ {row['n_interactions']:,}: {row.get('status')} "
@@ -127,7 +133,7 @@ def ann(
                        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
                        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                        seed=seed)
-    console = Console()
+    console = _console()
     report = run_ann(config, on_row=lambda row: console.print(
         f"{row['task']} {row['kind']} {row['param'] or ''}: recall {row['recall_at_k']:.4f}"))
     console.print(ann_table(report))
