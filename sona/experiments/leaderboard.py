@@ -98,7 +98,7 @@ def _all_rows(result: ExperimentResult) -> list[LeaderboardRow]:
 
 _SHORT = {"precision": "P", "recall": "R", "ndcg": "nDCG", "map": "MAP", "map_min_k": "MAPk",
           "mrr": "MRR", "hit_rate": "HR", "coverage": "cov", "novelty": "nov",
-          "personalization": "pers"}
+          "personalization": "pers", "diversity": "ILD"}
 
 
 def leaderboard_table(result: ExperimentResult) -> Table:
@@ -163,6 +163,14 @@ def to_markdown(result: ExperimentResult) -> str:
             f"({c.n_boot} resamples, p = {_p(c.bootstrap_p, c.n_boot)}); Wilcoxon signed-rank "
             f"p = {c.wilcoxon_p:.3g}: {verdict}.",
         ]
+    if result.diversity_curve:
+        lines += ["", f"## Accuracy vs diversity ({result.diversity_curve_model}, MMR)", "",
+                  f"Top-{cfg.diversity.pool} lists re-ranked by MMR at each λ (SPEC §2.7; "
+                  "λ = 1 is the model itself); diversity = mean intra-list cosine distance "
+                  f"over {cfg.diversity.vectors} item vectors. Plot: `{_curve_stem(result)}.png`.",
+                  "", f"| λ | nDCG@{cfg.k} | diversity@{cfg.k} |", "|---|---|---|"]
+        lines += [f"| {p['lambda']:.2f} | {p['ndcg']:.4f} | {p['diversity']:.4f} |"
+                  for p in result.diversity_curve]
     if result.published:
         lines += ["", "## Published reference rows", "", f"Source: {PUBLISHED_SOURCE}.", "",
                   PUBLISHED_NOTE, "",
@@ -190,17 +198,33 @@ def to_json(result: ExperimentResult) -> dict[str, Any]:
         "dataset_md5": result.dataset_md5,
         "data_stats": result.data_stats,
         "config": to_dict(result.config),
+        "diversity_curve": result.diversity_curve,
+        "diversity_curve_model": result.diversity_curve_model,
     }
 
 
 def write_leaderboard(result: ExperimentResult, results_dir: str | Path) -> dict[str, Path]:
-    """Write ``<results_dir>/<name>.md`` and ``.json``; returns ``{"md": ..., "json": ...}``."""
+    """Write ``<results_dir>/<name>.md`` and ``.json`` (+ ``<name>-diversity.png`` when the
+    result has an accuracy-vs-diversity curve); returns ``{"md": ..., "json": ...}``."""
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in result.config.name)
     out = Path(results_dir)
     files = {"md": out / f"{stem}.md", "json": out / f"{stem}.json"}
     io.write_text(files["md"], to_markdown(result))
     io.write_json(files["json"], _json_safe(to_json(result)))
+    if result.diversity_curve:
+        from sona.plots import figure_png, plot_accuracy_vs_diversity
+
+        files["diversity_png"] = out / f"{_curve_stem(result)}.png"
+        fig = plot_accuracy_vs_diversity(
+            result.diversity_curve, k=result.config.k,
+            title=f"{result.config.name}: {result.diversity_curve_model}, MMR λ sweep")
+        io.write_bytes_atomic(files["diversity_png"], figure_png(fig))
     return files
+
+
+def _curve_stem(result: ExperimentResult) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in result.config.name)
+    return f"{stem}-diversity"
 
 
 def _json_safe(value: Any) -> Any:

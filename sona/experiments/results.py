@@ -88,6 +88,9 @@ class ExperimentResult:
         data_stats: counts of the split (users, items, interactions, evaluated users).
         dataset_md5: file name -> md5 of the dataset files read.
         git_sha: commit the run was made from.
+        diversity_curve: MMR accuracy-vs-diversity points (``lambda``, ``ndcg``,
+            ``diversity``) of :attr:`diversity_curve_model`, or None.
+        diversity_curve_model: the model whose lists were re-ranked for the curve.
     """
 
     config: ExperimentConfig
@@ -101,6 +104,8 @@ class ExperimentResult:
     data_stats: dict[str, int] = field(default_factory=dict)
     dataset_md5: dict[str, str] = field(default_factory=dict)
     git_sha: str = "unknown"
+    diversity_curve: list[dict[str, float]] | None = None
+    diversity_curve_model: str | None = None
 
     @property
     def run_ids(self) -> dict[str, str | None]:

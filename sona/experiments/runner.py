@@ -24,6 +24,12 @@ from sona.data.sources import load_ml100k
 from sona.data.splits import make_split
 from sona.errors import ConfigError, DataError
 from sona.experiments import leaderboard
+from sona.experiments.diversity import (
+    DIVERSITY_METRIC,
+    accuracy_diversity_curve,
+    item_vectors,
+    list_diversity,
+)
 from sona.experiments.provenance import git_sha
 from sona.experiments.results import ExperimentResult, ModelResult
 from sona.experiments.spec import DatasetConfig, ExperimentConfig, ModelSpec, validate
@@ -70,8 +76,13 @@ def fit_and_evaluate(
     k: int,
     metrics: list[str],
     on_stage: Any = None,
+    vectors: Any = None,
 ) -> ModelResult:
-    """Build ``spec``'s model, fit on ``train``, rank for ``user_ids``, evaluate on ``test``."""
+    """Build ``spec``'s model, fit on ``train``, rank for ``user_ids``, evaluate on ``test``.
+
+    ``vectors`` (``(train.n_items, dim)`` item vectors) is needed when ``metrics`` lists
+    ``"diversity"`` (per-user intra-list diversity, computed here, not by ``evaluate``).
+    """
     model = build_model(spec.model, spec.params)
     _stage(on_stage, spec.name, "fitting")
     start = time.perf_counter()
@@ -82,7 +93,13 @@ def fit_and_evaluate(
     recs = model.recommend(user_ids, k=k, exclude_seen=True)
     recommend_s = time.perf_counter() - start
     _stage(on_stage, spec.name, "evaluating")
-    per_query = evaluate(recs, user_ids, test, k=k, metrics=metrics, train=train)
+    per_query = evaluate(recs, user_ids, test, k=k,
+                         metrics=[m for m in metrics if m != DIVERSITY_METRIC], train=train)
+    if DIVERSITY_METRIC in metrics:
+        if vectors is None:
+            raise ValueError("metric 'diversity' needs item vectors (vectors=)")
+        per_query = {m: (list_diversity(recs, train, vectors, k) if m == DIVERSITY_METRIC
+                         else per_query[m]) for m in metrics}
     return ModelResult(name=spec.name, model=spec.model, params=to_dict(model.config),
                        per_query=dict(per_query), fit_s=fit_s, recommend_s=recommend_s,
                        user_ids=user_ids, fitted=model)
@@ -131,6 +148,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> Experi
     tags = {"git_sha": sha, "sona.dataset": config.dataset.name,
             **{f"dataset.md5.{name}": value for name, value in md5.items()}}
     tracker = _tracker(config)
+    vectors = (item_vectors(config.diversity, config.dataset, train)
+               if DIVERSITY_METRIC in config.metrics or config.diversity.curve else None)
     sort_metric = leaderboard.sort_metric_of(config.metrics)
     result = ExperimentResult(config=config, models=[], rows=[], published=[],
                               sort_metric=sort_metric, data_stats=stats, dataset_md5=md5,
@@ -147,11 +166,13 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = True) -> Experi
                 for spec in config.models:
                     result.models.append(fit_and_evaluate(
                         spec, train, test, user_ids, k=config.k, metrics=list(config.metrics),
-                        on_stage=on_stage))
+                        on_stage=on_stage, vectors=vectors))
         if tracker is not None and parent is not None:
             for model_result in result.models:
                 _track_model(tracker, parent, config, model_result, tags)
         _rank(result)
+        if vectors is not None:
+            _diversity_curve(result, train, test, user_ids, vectors)
         result.files = leaderboard.write_leaderboard(result, config.results_dir)
         if parent is not None:
             for path in result.files.values():
@@ -192,6 +213,23 @@ def _rank(result: ExperimentResult) -> None:
                                             metric=result.sort_metric, seed=cfg.seed)
             except ValueError as exc:
                 log.warning("significance test skipped: %s", exc)
+
+
+def _diversity_curve(result: ExperimentResult, train: Interactions, test: Interactions,
+                     user_ids: np.ndarray, vectors: Any) -> None:
+    """MMR accuracy-vs-diversity curve of one fitted model (``config.diversity``)."""
+    cfg = result.config
+    if not cfg.diversity.curve or "ndcg" not in cfg.metrics or not result.rows:
+        return
+    name = cfg.diversity.curve_model or result.rows[0].name
+    fitted = result.model_result(name).fitted
+    if fitted is None:
+        log.info("diversity curve skipped: %s has no local fitted model", name)
+        return
+    result.diversity_curve = accuracy_diversity_curve(
+        fitted, user_ids, train, test, vectors, lambdas=list(cfg.diversity.lambdas),
+        pool=cfg.diversity.pool, k=cfg.k)
+    result.diversity_curve_model = name
 
 
 def _track_model(tracker: Tracker, parent: ActiveRun, config: ExperimentConfig,

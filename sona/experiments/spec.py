@@ -16,11 +16,13 @@ from typing import Any, Literal
 from sona import config as sona_config
 from sona.data.splits import SplitConfig
 from sona.errors import ConfigError
+from sona.experiments.diversity import DIVERSITY_METRIC, DiversityConfig, validate_diversity
+from sona.experiments.sweep_spec import SweepSpec, validate_sweeps
 from sona.metrics import METRIC_NAMES
 from sona.models.registry import build_model
 
-#: metric names ``sona.metrics.evaluate`` understands
-KNOWN_METRICS: tuple[str, ...] = METRIC_NAMES
+#: metric names ``sona.metrics.evaluate`` understands, plus intra-list diversity (runner)
+KNOWN_METRICS: tuple[str, ...] = (*METRIC_NAMES, DIVERSITY_METRIC)
 
 DEFAULT_METRICS = ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage",
                    "novelty", "personalization"]
@@ -94,6 +96,10 @@ class ExperimentConfig:
     results_dir: str = "experiments/results"
     # include the published Microsoft Recommenders ML-100K rows on the leaderboard
     published: bool = True
+    # intra-list diversity item vectors and the MMR accuracy-vs-diversity curve
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    # hyper-parameter searches run by `sona sweep` (optuna TPE on a validation split)
+    sweeps: list[SweepSpec] = field(default_factory=list)
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
@@ -125,6 +131,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             if f"models[{i}]" in str(exc):
                 raise
             raise ConfigError(f"models[{i}].model: {exc}") from exc
+    validate_diversity(config)
+    validate_sweeps(config)
     return config
 
 

@@ -100,8 +100,9 @@ def test_mlflow_parent_and_child_runs(ran: Ran) -> None:
     assert parent.data.params["models.1.params.l2"] == "50.0"
     assert parent.data.params["split.method"] == "stratified"
     assert parent.data.tags["best_model"] == result.rows[0].name
+    # the MMR accuracy-vs-diversity plot (on by default) is logged with the leaderboard
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "leaderboard")} == {
-        "leaderboard/tiny.md", "leaderboard/tiny.json"}
+        "leaderboard/tiny.md", "leaderboard/tiny.json", "leaderboard/tiny-diversity.png"}
     children = {r.info.run_name: r for r in tracker.child_runs(result.parent_run_id)}
     assert set(children) == {"pop", "ease"}
     sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -144,7 +145,8 @@ def test_best_run_is_the_leaderboard_winner(ran: Ran) -> None:
 def test_leaderboard_files(ran: Ran) -> None:
     cfg, result, root = ran
     assert result.files == {"md": root / "results" / "tiny.md",
-                            "json": root / "results" / "tiny.json"}
+                            "json": root / "results" / "tiny.json",
+                            "diversity_png": root / "results" / "tiny-diversity.png"}
     payload = json.loads(result.files["json"].read_text())
     assert [r["name"] for r in payload["rows"]] == [r.name for r in result.rows]
     assert payload["rows"][0]["metrics"]["ndcg"] == pytest.approx(result.rows[0].metrics["ndcg"])
