@@ -39,6 +39,7 @@ def _register() -> None:
         ingest,
         search,
         serve,
+        sweep,
     )
 
     for optional in ("sona.cli.run",):
