@@ -33,6 +33,8 @@ from sona.serving.schemas import (
     ScoreRequest,
     SimilarRequest,
 )
+from sona.serving.search_api import ClickRequest, SearchRequest
+from sona.serving.search_http import search_routes
 
 CONFIG = load_serving_config()
 _running: list[SonaApp] = []  # the worker's app, for the GET probes mounted below
@@ -62,6 +64,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
 @bentoml.asgi_app(probes_app(_health, _ready), path="/")
 @bentoml.asgi_app(experiment_routes(_app), path="/")
 @bentoml.asgi_app(catalog_routes(_app), path="/")
+@bentoml.asgi_app(search_routes(_app), path="/")
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
 
@@ -127,6 +130,26 @@ class Sona:
     def conversions(self, body: ConversionRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "conversions",
                            lambda: self.app.experiments.conversion(body), scope="write")
+
+    # --- search (GET/PUT/DELETE routes: sona.serving.search_http) ---------------------
+
+    @bentoml.api(route="/api/v1/search")
+    def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "search", lambda: self.app.search.handler.search(body))
+
+    @bentoml.api(route="/api/v1/search/vector")
+    def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "search_vector",
+                           lambda: self.app.search.handler.search_vector(body))
+
+    @bentoml.api(route="/api/v1/search/keyword")
+    def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "search_keyword",
+                           lambda: self.app.search.handler.search_keyword(body))
+
+    @bentoml.api(route="/api/v1/search/click")
+    def search_click(self, body: ClickRequest, /, ctx: bentoml.Context) -> dict:
+        return self._reply(ctx, "search_click", lambda: self.app.search.store.click(body))
 
     # --- admin and benchmarking -----------------------------------------------------------
 

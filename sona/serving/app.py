@@ -37,6 +37,8 @@ from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
 from sona.serving.recs_api import RecsConfig, RecsHandler
 from sona.serving.schemas import ReloadRequest
+from sona.serving.search_http import SearchServingConfig, build_search_service
+from sona.serving.search_users import SearchUserVectors
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class ServingConfig:
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     # catalog / webhook store: catalog.db next to `database` unless a URL is given
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    # search engine (saved or built from ML-100K at start-up), analytics and ranking store
+    search: SearchServingConfig = field(default_factory=SearchServingConfig)
 
 
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
@@ -112,6 +116,11 @@ class SonaApp:
         self.index_listeners: list[IndexUpdater] = []
         self.catalog = build_catalog_handler(config.catalog, config.database,
                                              on_index_update=self._index_updated)
+        self.search = build_search_service(
+            config.search, config.database, user_vectors=lambda engine: SearchUserVectors(
+                engine, self.store, self.personalization,
+                self.personalization.profiles,
+                max_events=config.personalization.max_profile_events))
         if start:
             self.start()
 
@@ -202,6 +211,7 @@ class SonaApp:
         self.personalization.shutdown()
         self.experiments.close()
         self.catalog.store.close()
+        self.search.close()
 
 
 __all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]

@@ -1,0 +1,334 @@
+"""Search over HTTP (SPEC §3.8): the engine the serving process builds, and its GET/PUT routes.
+
+:func:`build_search_service` runs at start-up. It loads the saved engine
+(:func:`~sona.search.engine.load_engine`) from ``search.engine_dir`` (default
+``search_engine/`` next to the serving database) or, when there is none, builds one from
+the MovieLens catalog in ``search.dataset`` (titles, genres, years, KG facts, rating-based
+popularity and quality) and saves it, logging which happened and how long it took. With
+``encoder: minilm`` the document vectors come from the MiniLM embedding cache (about a
+second for ML-100K); ``encoder: tfidf`` fits TF-IDF/LSA instead (no model load; such an
+engine cannot be saved, so it is rebuilt at every start). The query encoder is warmed up on
+a background thread so the first search does not pay the model load. If the engine cannot
+be built, the error is logged and the engine-backed endpoints answer 503 with it, while the
+rest of the service runs. Search analytics and ranking versions live in
+``search_analytics.db`` next to the serving database unless ``search.url`` is given.
+
+``serving/service.py`` declares the POST endpoints (search, vector, keyword, click) as
+BentoML APIs and mounts :func:`search_routes` for the rest (BentoML APIs are POST-only and
+take no path parameters). Each route runs its :class:`SearchHandler` method inside
+``SonaApp.dispatch`` on a worker thread, so statuses, error bodies, API-key scopes and
+request metrics are those of every other endpoint.
+
+Routes (scope): ``GET /api/v1/search/autocomplete?q=&limit=`` (-), ``GET
+/api/v1/analytics?period=&limit=`` (read), ``GET|PUT /api/v1/admin/search/ranking``
+(read|admin), ``GET /api/v1/admin/search/ranking/variants`` (read), ``GET|PUT|DELETE
+/api/v1/admin/search/ranking/variants/{name}`` (read|admin|admin), ``GET
+/api/v1/admin/search/ranking/history/{version}`` (read).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sona.db import sqlite_url
+from sona.embeddings import EncoderConfig, TextEncoder, TfidfEncoder
+from sona.search.analytics import DB_NAME, SearchAnalytics
+from sona.search.engine import SearchConfig, SearchEngine, load_engine, save_engine
+from sona.search.faiss_index import FaissIndexConfig
+from sona.search.ranking_store import RankingStore
+from sona.serving.asgi import parse_body
+from sona.serving.errors import ApiError
+from sona.serving.process import REPO_ROOT
+from sona.serving.search_api import RankingVariantModel, RankingWeights, SearchHandler
+
+if TYPE_CHECKING:
+    from sona.serving.app import SonaApp
+    from sona.serving.search_api import UserVectors
+
+log = logging.getLogger(__name__)
+
+SEARCH_PREFIX = "/api/v1/search"
+RANKING_PREFIX = "/api/v1/admin/search/ranking"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchServingConfig:
+    """Where the serving search engine comes from and where its analytics go."""
+
+    # Relative paths are taken from the repository root: `bentoml serve --working-dir
+    # serving` runs the worker inside serving/, so the process directory is not a guide.
+    # saved engine folder (save_engine layout); None: search_engine/ next to the database
+    engine_dir: str | None = None
+    # MovieLens-100K folder the engine is built from when no saved engine exists
+    dataset: str = "datasets/ml-100k"
+    # document/query encoder of a newly built engine: "minilm" (embedding cache) or "tfidf"
+    encoder: Literal["minilm", "tfidf"] = "minilm"
+    # MiniLM embedding cache folder (None: encode in memory only)
+    cache_dir: str | None = "datasets/cache/embeddings"
+    # ignore a saved engine and build (and save) a new one
+    rebuild: bool = False
+    # load the query encoder on a background thread at start-up
+    warm_up: bool = True
+    # SQLAlchemy URL of analytics + ranking tables; None: search_analytics.db next to database
+    url: str | None = None
+
+
+class SearchService:
+    """The serving search handler plus its start-up outcome.
+
+    Args:
+        handler: the handler (its engine is unbuilt when the build failed).
+        error: why the engine could not be built, or None.
+        source: where the engine came from (``"loaded <dir>"``, ``"built from <dataset>"``).
+    """
+
+    def __init__(self, handler: SearchHandler, *, error: str | None = None,
+                 source: str = "") -> None:
+        self._handler = handler
+        self.error = error
+        self.source = source
+        self.warm_up_thread: threading.Thread | None = None
+
+    @property
+    def handler(self) -> SearchHandler:
+        """The handler; raises ApiError 503 naming the build error when there is no engine."""
+        if self.error is not None:
+            raise ApiError(503, "search_unavailable",
+                           f"the search engine could not be loaded: {self.error}")
+        return self._handler
+
+    @property
+    def store(self) -> SearchHandler:
+        """The handler regardless of the engine (analytics and ranking work without one)."""
+        return self._handler
+
+    def warm_up(self) -> None:
+        """Load the query encoder on a daemon thread (idempotent).
+
+        Queries that arrive meanwhile wait for that load rather than start a second one.
+        """
+        if self.error is not None or self.warm_up_thread is not None:
+            return
+        engine = self._handler.engine
+        if engine.encoder is not None and not isinstance(engine.encoder, _LoadOnce):
+            engine.encoder = _LoadOnce(engine.encoder)
+
+        def run() -> None:
+            start = time.perf_counter()
+            try:
+                engine.query_vector("warm up the query encoder")
+            except Exception as exc:  # search still works; the first query loads it instead
+                log.warning("search query encoder warm-up failed: %s", exc)
+                return
+            log.info("search query encoder ready in %.1f s", time.perf_counter() - start)
+
+        self.warm_up_thread = threading.Thread(target=run, name="search-warm-up", daemon=True)
+        self.warm_up_thread.start()
+
+    def close(self) -> None:
+        """Release the analytics and ranking database connections."""
+        self._handler.analytics.engine.dispose()
+        self._handler.ranking.engine.dispose()
+
+
+class _LoadOnce:
+    """An encoder whose first ``encode`` (the model load) runs under a lock; then lock-free."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def encode(self, texts: list[str], *, use_cache: bool = True) -> Any:
+        """``inner.encode`` (see :class:`~sona.search.engine.Encoder`)."""
+        if not self._loaded:
+            with self._lock:
+                out = self.inner.encode(texts, use_cache=use_cache)
+                self._loaded = True
+                return out
+        return self.inner.encode(texts, use_cache=use_cache)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def repo_path(path: str) -> Path:
+    """``path`` itself when absolute, else under the repository root."""
+    return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
+
+
+def engine_dir(config: SearchServingConfig, database: str) -> Path:
+    """The saved-engine folder: ``config.engine_dir`` or ``search_engine/`` next to ``database``."""
+    if config.engine_dir:
+        return repo_path(config.engine_dir)
+    return Path(database).resolve().parent / "search_engine"
+
+
+def build_engine(config: SearchServingConfig) -> SearchEngine:
+    """A new engine over the MovieLens catalog in ``config.dataset`` (see module docstring)."""
+    from sona.data.sources import load_ml100k
+    from sona.search.documents import documents_from_catalog
+
+    ml = load_ml100k(repo_path(config.dataset))
+    docs = documents_from_catalog(ml.catalog, ml.interactions, kg=ml.kg, links=ml.links)
+    cache = str(repo_path(config.cache_dir)) if config.cache_dir is not None else None
+    encoder_config = EncoderConfig(cache_dir=cache, show_progress=False)
+    # an ML-100K-sized catalog: exact (flat) inner product is both fastest and exact
+    search_config = SearchConfig(vector=FaissIndexConfig(kind="flat"), encoder=encoder_config)
+    encoder = TextEncoder(encoder_config) if config.encoder == "minilm" else TfidfEncoder()
+    return SearchEngine(search_config, encoder).build(docs)
+
+
+def _engine(config: SearchServingConfig, database: str) -> tuple[SearchEngine, str]:
+    folder = engine_dir(config, database)
+    start = time.perf_counter()
+    if not config.rebuild and (folder / "config.yaml").exists():
+        engine = load_engine(folder)
+        log.info("search engine loaded from %s: %d documents in %.2f s", folder, len(engine),
+                 time.perf_counter() - start)
+        return engine, f"loaded {folder}"
+    engine = build_engine(config)
+    saved = config.encoder == "minilm"  # a fitted TF-IDF encoder cannot be saved
+    if saved:
+        save_engine(engine, folder)
+    # a warning: the operator should know the engine was built here, not loaded
+    log.warning("search engine built from %s (%s in %s): %d documents, %s vectors %s, in "
+                "%.2f s%s", repo_path(config.dataset),
+                "rebuild requested" if config.rebuild else "no saved engine", folder,
+                len(engine), config.encoder, tuple(engine.vectors_.shape),
+                time.perf_counter() - start, f"; saved to {folder}" if saved else "")
+    return engine, f"built from {repo_path(config.dataset)}"
+
+
+def build_search_service(config: SearchServingConfig, database: str, *,
+                         user_vectors: Callable[[SearchEngine], UserVectors] | None = None
+                         ) -> SearchService:
+    """Load or build the engine and wire the handler (never raises for a missing engine).
+
+    Args:
+        config: search settings.
+        database: the serving database path (defaults go next to it).
+        user_vectors: builds the ``user_id -> vector`` lookup for the engine.
+    """
+    url = config.url or sqlite_url(Path(database).resolve().parent / DB_NAME)
+    analytics = SearchAnalytics(url)
+    try:
+        engine, source = _engine(config, database)
+    except Exception as exc:  # serve analytics/ranking and a 503 for search, not a dead service
+        log.error("search engine unavailable (%s); search endpoints answer 503", exc)
+        unbuilt = SearchEngine()
+        ranking = RankingStore(url, default=unbuilt.config.ranking)
+        return SearchService(SearchHandler(unbuilt, analytics, ranking=ranking), error=str(exc))
+    ranking = RankingStore(url, default=engine.config.ranking)
+    handler = SearchHandler(engine, analytics, ranking=ranking,
+                            user_vectors=user_vectors(engine) if user_vectors else None)
+    service = SearchService(handler, source=source)
+    if config.warm_up:
+        service.warm_up()
+    return service
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "validation_error", f"{name}: expected an integer, got {raw!r}",
+                       fields=[name]) from None
+
+
+def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
+    """The Starlette app of the routes above, bound to the running :class:`SonaApp`."""
+
+    async def run(request: Request, endpoint: str, scope: str | None,
+                  call: Callable[[SonaApp], Any]) -> JSONResponse:
+        app = get_app()
+        status, body = await run_in_threadpool(
+            app.dispatch, endpoint, lambda: _listed(call(app)), headers=dict(request.headers),
+            scope=scope)
+        return JSONResponse(body, status_code=status)
+
+    async def autocomplete(request: Request) -> JSONResponse:
+        q = request.query_params.get("q", "")
+        return await run(request, "search_autocomplete", None, lambda app: app.search.handler
+                         .autocomplete(q, _int(request, "limit", 10)))
+
+    async def analytics(request: Request) -> JSONResponse:
+        period = request.query_params.get("period", "24h")
+        return await run(request, "search_analytics", "read", lambda app: app.search.store
+                         .analytics_report(period, _int(request, "limit", 10)))
+
+    async def ranking(request: Request) -> JSONResponse:
+        if request.method == "GET":
+            return await run(request, "search_ranking_get", "read",
+                             lambda app: app.search.store.get_ranking())
+        body = await parse_body(request, RankingWeights)
+        if isinstance(body, JSONResponse):
+            return body
+        return await run(request, "search_ranking_put", "admin",
+                         lambda app: app.search.store.put_ranking(body))  # type: ignore[arg-type]
+
+    async def variants(request: Request) -> JSONResponse:
+        return await run(request, "search_ranking_variants", "read",
+                         lambda app: app.search.store.ranking_variants())
+
+    async def variant(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        if request.method == "GET":
+            return await run(request, "search_ranking_variant_get", "read",
+                             lambda app: app.search.store.get_variant(name))
+        if request.method == "DELETE":
+            return await run(request, "search_ranking_variant_delete", "admin",
+                             lambda app: app.search.store.delete_variant(name))
+        body = await parse_body(request, RankingVariantModel)
+        if isinstance(body, JSONResponse):
+            return body
+        return await run(request, "search_ranking_variant_put", "admin",
+                         lambda app: app.search.store.put_variant(name, body))  # type: ignore[arg-type]
+
+    async def history(request: Request) -> JSONResponse:
+        raw = request.path_params["version"]
+        return await run(request, "search_ranking_history", "read",
+                         lambda app: app.search.store.ranking_history(_version(raw)))
+
+    return Starlette(routes=[
+        Route(SEARCH_PREFIX + "/autocomplete", autocomplete, methods=["GET"]),
+        Route("/api/v1/analytics", analytics, methods=["GET"]),
+        Route(RANKING_PREFIX, ranking, methods=["GET", "PUT"]),
+        Route(RANKING_PREFIX + "/variants", variants, methods=["GET"]),
+        Route(RANKING_PREFIX + "/variants/{name}", variant, methods=["GET", "PUT", "DELETE"]),
+        Route(RANKING_PREFIX + "/history/{version}", history, methods=["GET"]),
+    ])
+
+
+def _version(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "validation_error", f"version: expected an integer, got {raw!r}",
+                       fields=["version"]) from None
+
+
+def _listed(result: Any) -> Any:
+    """JSON bodies are objects: a list result becomes ``{"items": [...]}``."""
+    return {"items": result} if isinstance(result, list) else result
+
+
+__all__ = [
+    "RANKING_PREFIX", "SEARCH_PREFIX", "SearchService", "SearchServingConfig", "build_engine",
+    "build_search_service", "engine_dir", "search_routes",
+]
