@@ -14,18 +14,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from serving_fixtures import FAST_EXPORT, MODEL_NAME, RunningServer, write_config
 
 from sona.data.sources import MovieLens
 from sona.db import sqlite_url
+from sona.lora import SqlAdapterStore
 from sona.models.popularity import Popularity, PopularityConfig
+from sona.profile import ProfileStore, weighted_preference
+from sona.search.engine import load_engine
 from sona.serving.auth import KeyStore
+from sona.serving.bundle import ContentConfig
 from sona.serving.errors import ApiError
-from sona.serving.export_onnx import export_model
+from sona.serving.export_onnx import ExportConfig, export_model
+from sona.serving.metrics import serving_metrics
+from sona.serving.model_store import ModelStore
+from sona.serving.personalization import Personalization
 from sona.serving.process import ServerProcess
 from sona.serving.search_api import SearchRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
+from sona.serving.search_users import SearchUserVectors
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]  # export + server + MiniLM: ~30 s
 
@@ -263,3 +272,35 @@ def test_saved_engine_is_loaded_and_a_missing_one_is_a_503(live: RunningServer,
         assert broken.store.analytics_report("1h")["total_searches"] == 0
     finally:
         broken.close()
+
+
+def test_user_vectors_sona_vector_or_engine_space(live: RunningServer, ml100k: MovieLens,
+                                                  tmp_path: Path) -> None:
+    """A MiniLM-text bundle shares the engine's space: the SONA vector is used as it is; the
+    server's genre bundle does not: SPEC §2.1 runs over the engine's own item vectors."""
+    export_model(Popularity(PopularityConfig()).fit(ml100k.interactions),
+                 tmp_path / "models" / "text" / "1", name="text", version=1,
+                 catalog=ml100k.catalog, interactions=ml100k.interactions,
+                 config=ExportConfig(exporter="torchscript", content=ContentConfig(source="text")))
+    url = sqlite_url(tmp_path / "sona.db")
+    profiles = ProfileStore(url)
+    personalization = Personalization(profiles, SqlAdapterStore(url), serving_metrics())
+    engine = load_engine(live.config.parent / "engine")
+    try:
+        text = ModelStore(tmp_path / "models", "text")
+        text.load("1")
+        users = SearchUserVectors(engine, text, personalization, profiles)
+        assert users.shares_space(text.current)
+        assert np.array_equal(users("1"), personalization.state(text.current, "1").preference)
+        assert users("stranger") is None
+
+        genres = ModelStore(live.config.parent / "models", MODEL_NAME)
+        genres.load("1")
+        users = SearchUserVectors(engine, genres, personalization, profiles)
+        assert not users.shares_space(genres.current)
+        watched = ml100k.interactions.frame.query("user_id == 1")["item_id"]
+        rows = np.array([engine.item_position(i) for i in watched])
+        expected = weighted_preference(rows, np.ones(len(rows)), engine.vectors_)
+        assert np.allclose(users("1"), expected, atol=1e-6) and expected.shape == (384,)
+    finally:
+        personalization.shutdown()
