@@ -28,6 +28,10 @@ _EXPORTS: dict[str, str] = {
     "RecsConfig": "sona.serving.recs_api",
     "RecsHandler": "sona.serving.recs_api",
     "CandidateSource": "sona.serving.sources",
+    "SearchService": "sona.serving.search_http",
+    "SearchServingConfig": "sona.serving.search_http",
+    "build_search_service": "sona.serving.search_http",
+    "SearchUserVectors": "sona.serving.search_users",
 }
 
 
