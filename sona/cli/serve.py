@@ -184,6 +184,8 @@ def serve_command(
     env = dict(os.environ)
     if config is not None:
         env["SONA_SERVING_CONFIG"] = str(config.resolve())
+    # relative paths in the config mean "from where you ran sona serve", not serving/
+    env.setdefault("SONA_SERVING_ROOT", os.getcwd())
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     env.setdefault("BENTOML_HOME", str(REPO_ROOT / ".bentoml"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)

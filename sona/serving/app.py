@@ -82,12 +82,65 @@ class ServingConfig:
     search: SearchServingConfig = field(default_factory=SearchServingConfig)
 
 
+#: environment variable naming the folder relative paths are taken from (``sona serve``
+#: sets it to the directory it was started in; BentoML itself runs inside ``serving/``)
+ROOT_ENV = "SONA_SERVING_ROOT"
+
+
 def load_serving_config(path: str | Path | None = None) -> ServingConfig:
-    """Config from ``path``, else from the file named by ``$SONA_SERVING_CONFIG``, else defaults."""
+    """Config from ``path``, else from the file named by ``$SONA_SERVING_CONFIG``, else defaults.
+
+    Relative paths and relative ``sqlite:///`` URLs are made absolute against
+    ``$SONA_SERVING_ROOT`` (else the repository root), because ``bentoml serve
+    --working-dir serving`` runs the worker inside ``serving/``: without this,
+    ``mlflow/mlflow.db`` would silently resolve to ``serving/mlflow/mlflow.db``.
+    """
     source = path if path is not None else sona_config.env(CONFIG_ENV)
-    if not source:
-        return ServingConfig()
-    return sona_config.load(source, ServingConfig)
+    config = ServingConfig() if not source else sona_config.load(source, ServingConfig)
+    root_env = sona_config.env(ROOT_ENV)
+    return rebase_paths(config, Path(root_env) if root_env else _repo_root())
+
+
+def _repo_root() -> Path:
+    from sona.serving.process import REPO_ROOT
+
+    return REPO_ROOT
+
+
+def _abs_path(value: str | None, root: Path) -> str | None:
+    if value is None or Path(value).is_absolute():
+        return value
+    return str((root / value).resolve())
+
+
+def _abs_url(url: str | None, root: Path) -> str | None:
+    prefix = "sqlite:///"
+    if url is None or not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url
+    rest = url[len(prefix):]
+    if rest in {"", ":memory:"}:
+        return url
+    return prefix + str((root / rest).resolve())
+
+
+def rebase_paths(config: ServingConfig, root: Path) -> ServingConfig:
+    """``config`` with every relative file path and SQLite URL made absolute under ``root``."""
+    from dataclasses import replace
+
+    return replace(
+        config,
+        models_dir=_abs_path(config.models_dir, root),
+        database=_abs_path(config.database, root),
+        tracking=replace(config.tracking, uri=_abs_url(config.tracking.uri, root),
+                         artifact_dir=_abs_path(config.tracking.artifact_dir, root)),
+        experiments=replace(config.experiments, url=_abs_url(config.experiments.url, root),
+                            data_dir=_abs_path(config.experiments.data_dir, root)),
+        catalog=replace(config.catalog, url=_abs_url(config.catalog.url, root)),
+        search=replace(config.search, engine_dir=_abs_path(config.search.engine_dir, root),
+                       dataset=_abs_path(config.search.dataset, root),
+                       cache_dir=_abs_path(config.search.cache_dir, root),
+                       url=_abs_url(config.search.url, root)),
+    )
 
 
 class SonaApp:
