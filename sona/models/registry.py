@@ -15,6 +15,7 @@ from sona.errors import ConfigError
 from sona.models.als import ALS
 from sona.models.base import Recommender
 from sona.models.bpr import BPR
+from sona.models.cold_start import ColdStart
 from sona.models.content import ContentBased
 from sona.models.ease import EASE
 from sona.models.graph_walk import GraphWalk
@@ -38,6 +39,7 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "lightgcn": LightGCN,
     "hybrid": Hybrid,
     "ranker": Ranker,
+    "cold_start": ColdStart,
 }
 
 
