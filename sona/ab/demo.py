@@ -66,8 +66,14 @@ def export_demo_models(ml: MovieLens, models_dir: Path) -> list[Path]:
 
 
 def start_demo_server(work_dir: str | Path, *, data_dir: str | Path = "datasets",
-                      threads: int = 4) -> DemoServer:
+                      threads: int = 4, reset_store: bool = False) -> DemoServer:
     """Export the demo models (once), write the config and start the server.
+
+    Args:
+        work_dir: folder of bundles, databases, config and logs (reused across runs).
+        data_dir: datasets folder holding ``ml-100k``.
+        threads: request threads of the server.
+        reset_store: start with an empty A/B store (earlier experiments removed).
 
     Raises:
         DataError: ML-100K is not under ``<data_dir>/ml-100k``.
@@ -79,7 +85,9 @@ def start_demo_server(work_dir: str | Path, *, data_dir: str | Path = "datasets"
     work = Path(work_dir).resolve()
     ml = load_ml100k(Path(data_dir) / "ml-100k")
     export_demo_models(ml, work / "models")
-    db_url = sqlite_url(work / "experiments.db")
+    if reset_store:
+        io.remove_tree(work / "store")
+    db_url = sqlite_url(work / "store" / "experiments.db")
     config = work / "serving.yaml"
     io.write_yaml(config, {
         "model_name": DEMO_MODEL, "models_dir": str(work / "models"), "version": "1",

@@ -1,11 +1,13 @@
 """Off-policy evaluation of a candidate ranking policy from logged exposures.
 
 Every shown slot is one logged round ``(context, position p, item a, reward r)`` with the
-propensity ``pi_b(a | x, p)`` the serving policy had for putting ``a`` in slot ``p`` (1.0
-for a deterministic list; epsilon-greedy exploration makes it < 1 and gives other items
-support). For a target policy ``pi_e`` with ``w = pi_e(a | x, p) / pi_b(a | x, p)``, the
-per-slot value estimators are (Open Bandit Pipeline's position-wise formulation, Saito et
-al., NeurIPS 2021 datasets track):
+marginal propensity ``pi_b(a | x, p)`` the serving policy had for putting ``a`` in slot
+``p``: 1.0 for a deterministic list; :func:`explore_list` (list-level epsilon exploration)
+makes it ``(1 - eps) [a = greedy_p] + eps / pool`` and gives every pool item support in
+every slot. The estimators assume a reward depends on the item and its slot only (a
+position-based click model), as Open Bandit Pipeline's position-wise estimators do (Saito
+et al., NeurIPS 2021 datasets track). For a target policy ``pi_e`` with
+``w = pi_e(a | x, p) / pi_b(a | x, p)``, the per-slot value estimators are:
 
 - IPS   ``mean(w r)`` (Strehl et al. 2010), optionally with ``w`` clipped at ``clip``;
 - SNIPS ``sum(w r) / sum(w)`` (Swaminathan & Joachims 2015);
@@ -48,6 +50,28 @@ class OPEEstimate:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
         return asdict(self)
+
+
+def explore_list(pool: int, limit: int, epsilon: float, rng: np.random.Generator
+                 ) -> tuple[list[int], list[float]]:
+    """List-level epsilon exploration over a ranked pool of ``pool`` candidates.
+
+    With probability ``1 - epsilon`` the list is the pool's top ``limit`` (the greedy
+    list); otherwise it is a uniformly random ordered sample of ``limit`` pool items.
+    The marginal probability of item ``a`` in slot ``p`` is therefore exactly
+    ``(1 - epsilon) [a is the pool's p-th item] + epsilon / pool``, whatever the other
+    slots show: the propensity IPS needs per slot.
+
+    Returns:
+        ``(pool indices shown, their propensities)``, ``min(limit, pool)`` of each.
+    """
+    k = min(limit, pool)
+    if pool == 0:
+        return [], []
+    picks = [int(i) for i in rng.permutation(pool)[:k]] if rng.random() < epsilon \
+        else list(range(k))
+    props = [(1.0 - epsilon) * (i == slot) + epsilon / pool for slot, i in enumerate(picks)]
+    return picks, props
 
 
 def _inputs(reward: ArrayLike, propensity: ArrayLike, target_prob: ArrayLike
@@ -208,4 +232,4 @@ def evaluate_policy(logged: pd.DataFrame, target: Mapping[str, Sequence[Any]], *
 
 
 __all__ = ["CoecModel", "OPEEstimate", "direct_method", "doubly_robust", "evaluate_policy",
-           "ips", "snips", "target_probabilities"]
+           "explore_list", "ips", "snips", "target_probabilities"]

@@ -51,7 +51,7 @@ class VariantConfig:
     mmr_lambda: float | None = None
     # LoRA boost: score *= 1 + lora_boost * lora_score
     lora_boost: float | None = None
-    # epsilon-greedy exploration: chance that a slot shows a uniform draw from the pool
+    # exploration: chance that a whole list is a random ordered sample of the pool
     explore_epsilon: float = 0.0
     # top-ranked candidates the exploration draws from
     explore_pool: int = 50
@@ -87,7 +87,7 @@ class VariantConfig:
             ConfigError: unknown key or wrong type (the key is named).
             ValueError: a value out of range.
         """
-        return sona_config.from_dict(cls, dict(data or {}), where="config").validate()
+        return sona_config.from_dict(cls, dict(data or {}), where="config.").validate()
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that differ from the defaults (what the API shows and stores)."""

@@ -176,8 +176,8 @@ def simulate_command(
     seed: Annotated[int, typer.Option(help="seed of users and clicks")] = 0,
     data_dir: Annotated[Path, typer.Option(help="datasets folder (ML-100K inside)")] = Path(
         "datasets"),
-    work_dir: Annotated[Path, typer.Option(help="demo server folder")] = Path(
-        "experiments/ab/demo-server"),
+    work_dir: Annotated[Path, typer.Option(help="demo server folder (git-ignored)")] = Path(
+        "datasets/cache/ab-demo"),
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
 ) -> None:
     """Drive a server with synthetic ML-100K users against two variants with a known uplift."""
@@ -198,7 +198,7 @@ def simulate_command(
         from sona.ab.demo import start_demo_server
 
         console.print(f"starting a demo server in {work_dir} ...")
-        demo = start_demo_server(work_dir, data_dir=data_dir)
+        demo = start_demo_server(work_dir, data_dir=data_dir, reset_store=True)
         url, key = demo.url, demo.admin_key
         ml = demo.movielens
     else:

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from sona.ab.ope import explore_list
 from sona.ab.records import (
     STATUSES,
     DuplicateNameError,
@@ -140,27 +141,6 @@ class ExperimentRecommendationResponse(RecommendationResponse):
 
 def _specs(variants: list[VariantIn]) -> list[VariantSpec]:
     return [VariantSpec(v.name, v.weight, v.config) for v in variants]
-
-
-def explore(ranked: list[Any], limit: int, epsilon: float, rng: np.random.Generator
-            ) -> tuple[list[int], list[float]]:
-    """Epsilon-greedy slot filling over a ranked pool.
-
-    Each slot shows the best remaining item with probability ``1 - epsilon``, else a
-    uniform draw from the remaining pool; the propensity of the shown item ``a`` is
-    ``(1 - epsilon) [a is the best remaining] + epsilon / remaining``.
-
-    Returns:
-        ``(indices into ranked, propensities)``, at most ``limit`` of each.
-    """
-    remaining = list(range(len(ranked)))
-    picks, props = [], []
-    for _ in range(min(limit, len(ranked))):
-        j = int(rng.integers(len(remaining))) if rng.random() < epsilon else 0
-        share = epsilon / len(remaining)
-        props.append((1.0 - epsilon if j == 0 else 0.0) + share)
-        picks.append(remaining.pop(j))
-    return picks, props
 
 
 class ExperimentsHandler:
@@ -372,7 +352,7 @@ class ExperimentsHandler:
         resp = self.handler_for(variant).recommendations(ask)
         recs = resp.recommendations
         if c.explore_epsilon > 0:
-            picks, props = explore(recs, req.limit, c.explore_epsilon, self._rng)
+            picks, props = explore_list(len(recs), req.limit, c.explore_epsilon, self._rng)
             recs = [recs[i] for i in picks]
         else:
             recs, props = recs[:req.limit], [1.0] * min(req.limit, len(recs))
@@ -398,5 +378,5 @@ class ExperimentsHandler:
 __all__ = [
     "ConversionRequest", "CreateExperimentRequest", "EventIn", "EventsRequest",
     "ExperimentRecommendationResponse", "ExperimentsConfig", "ExperimentsHandler",
-    "StatusRequest", "UpdateExperimentRequest", "VariantIn", "explore",
+    "StatusRequest", "UpdateExperimentRequest", "VariantIn",
 ]

@@ -13,7 +13,7 @@ weights=action_dist[n, :, position], axis=1)``) and ``DoublyRobust`` (DM term pl
 mean of the round rewards.
 
 The SONA side reads the same data back from a real repository: exposures logged with
-epsilon-greedy propensities, clicks recorded as events.
+list-level exploration propensities, clicks recorded as events.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import pytest
 from sona.ab import ope
 from sona.ab.records import ExposedItem, OutcomeEvent, VariantSpec
 from sona.ab.repository import ExperimentRepository
-from sona.serving.experiments_api import explore
 
 # --- obp reference (ported formulas, obp's tensor layout) ------------------------------------
 
@@ -85,7 +84,7 @@ def _log(repo: ExperimentRepository, n_users: int, seed: int) -> Logged:
         user = f"u{u}"
         variant = repo.assign(exp, user)
         assert variant is not None
-        picks, props = explore(behaviour, K, EPS, rng)
+        picks, props = ope.explore_list(N_ITEMS, K, EPS, rng)
         shown = [int(behaviour[i]) for i in picks]
         exposure = repo.record_exposure(exp, variant, user, [
             ExposedItem(items[a], p, float(attract[a]), prop)
@@ -145,6 +144,22 @@ def test_estimates_cover_the_true_value(logged: Logged) -> None:
     # the candidate (true order) is better than what was logged
     assert out["dr"].value > out["logged"].value
     assert out["dr"].se < out["ips"].se  # the reward model reduces variance
+
+
+def test_explore_list_propensities_are_the_marginals() -> None:
+    rng = np.random.default_rng(0)
+    pool, k, eps, n = 5, 3, 0.4, 40_000
+    seen = np.zeros((pool, k))
+    for _ in range(n):
+        picks, props = ope.explore_list(pool, k, eps, rng)
+        assert len(set(picks)) == k
+        for slot, (i, p) in enumerate(zip(picks, props, strict=True)):
+            seen[i, slot] += 1
+            assert p == pytest.approx((1 - eps) * (i == slot) + eps / pool)
+    expected = (1 - eps) * np.eye(pool, k) + eps / pool
+    assert np.allclose(seen / n, expected, atol=0.01)
+    assert ope.explore_list(0, 3, 0.5, rng) == ([], [])
+    assert ope.explore_list(2, 3, 0.0, rng) == ([0, 1], [1.0, 1.0])
 
 
 def test_ips_known_answer_and_validation() -> None:
