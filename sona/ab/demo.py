@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sona import io
 from sona.data.sources import MovieLens, load_ml100k
 from sona.db import sqlite_url
+
+if TYPE_CHECKING:
+    from sona.models.base import Recommender
 
 #: registered model name of the demo bundles
 DEMO_MODEL = "sona-ab-demo"
@@ -53,7 +56,7 @@ def export_demo_models(ml: MovieLens, models_dir: Path) -> list[Path]:
     from sona.serving.export_onnx import ExportConfig, export_model
 
     fast = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
-    models = [ALS(ALSConfig(n_factors=32, n_iter=10, n_threads=1, seed=0)),
+    models: list[Recommender[Any]] = [ALS(ALSConfig(n_factors=32, n_iter=10, n_threads=1, seed=0)),
               EASE(EASEConfig(l2=300.0))]
     paths = []
     for version, model in enumerate(models, start=1):

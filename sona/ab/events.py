@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from sona.ab import tables as t
-from sona.ab.records import METRIC_PATTERN, EventResult, OutcomeEvent
+from sona.ab.records import METRIC_PATTERN, EventResult, EventStatus, OutcomeEvent
 from sona.ab.repository import insert_ignore
 
 _ACTIVE = ("running", "paused")
@@ -66,7 +66,8 @@ def record_events(engine: Engine, events: Sequence[OutcomeEvent]) -> list[EventR
     todo = [i for i in first.values()]
     with engine.begin() as conn:
         attributed = _attribute(conn, [events[i] for i in todo])
-        rows, names = [], {}
+        rows: list[dict[str, Any]] = []
+        names: dict[str, tuple[str | None, str | None]] = {}
         for i, (exp_id, variant_id, variant_name, reason) in zip(todo, attributed, strict=True):
             ev = events[i]
             if reason is not None:
@@ -86,12 +87,11 @@ def record_events(engine: Engine, events: Sequence[OutcomeEvent]) -> list[EventR
         if rows:
             stmt = insert_ignore(conn, t.outcomes).returning(t.outcomes.c.event_id)
             new = {r[0] for r in conn.execute(stmt, rows)}
-    for row in rows:
-        i = first[row["event_id"]]
-        exp_id, variant = names[row["event_id"]]
-        status = "recorded" if row["event_id"] in new else "duplicate"
-        results[i] = EventResult(row["event_id"], status, exp_id, variant,
-                                 None if status == "recorded" else "event_id already recorded")
+    for event_id, (exp_id, variant) in names.items():
+        status: EventStatus = "recorded" if event_id in new else "duplicate"
+        results[first[event_id]] = EventResult(
+            event_id, status, exp_id, variant,
+            None if status == "recorded" else "event_id already recorded")
     return [r for r in results if r is not None]
 
 

@@ -80,14 +80,14 @@ def open_engine(url: str) -> Engine:
 
 def insert_ignore(conn: Connection, table: Any) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise ValueError(f"the A/B store supports sqlite and postgresql, not {dialect}")
-    return insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise ValueError(f"the A/B store supports sqlite and postgresql, not {dialect}")
 
 
 def _check_name(name: str) -> str:

@@ -173,9 +173,9 @@ def welch_ttest(y_c: ArrayLike, y_t: ArrayLike, *, alpha: float = 0.05) -> MeanT
     se = math.sqrt(vc + vt)
     diff = float(t.mean() - c.mean())
     if se == 0:  # both arms constant: the difference is exact
-        rel = _relative(float(t.mean()), float(c.mean()), 0.0, 0.0, 0.0)
+        exact = _relative(float(t.mean()), float(c.mean()), 0.0, 0.0, 0.0)
         tstat = 0.0 if diff == 0 else math.copysign(math.inf, diff)
-        return MeanTest(float(c.mean()), float(t.mean()), diff, diff, diff, *rel, tstat,
+        return MeanTest(float(c.mean()), float(t.mean()), diff, diff, diff, *exact, tstat,
                         float(len(c) + len(t) - 2), 1.0 if diff == 0 else 0.0, 0.0)
     df = (vc + vt) ** 2 / (vc ** 2 / (len(c) - 1) + vt ** 2 / (len(t) - 1))
     tstat = diff / se

@@ -205,7 +205,7 @@ class ExperimentsHandler:
         return {"experiment_id": exp.id, "name": exp.name, "status": exp.status,
                 "variants": len(exp.variants)}
 
-    def list(self, status: str | None = None) -> dict[str, Any]:
+    def list_experiments(self, status: str | None = None) -> dict[str, Any]:
         """``{experiments: [...with variants], count}``."""
         found = [e.to_dict() for e in self.repo.list_experiments(status)]
         return {"experiments": found, "count": len(found)}

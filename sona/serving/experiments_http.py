@@ -46,7 +46,7 @@ def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
     async def listing(request: Request) -> JSONResponse:
         status = request.query_params.get("status")
         return await run(request, "experiments_list", "admin",
-                         lambda app: app.experiments.list(status))
+                         lambda app: app.experiments.list_experiments(status))
 
     async def one(request: Request) -> JSONResponse:
         key = request.path_params["experiment_id"]

@@ -52,7 +52,7 @@ def _start(app: SonaApp, exp_id: str) -> None:
 def test_crud_and_lifecycle_errors(app: SonaApp) -> None:
     exp_id = _create(app)
     assert app.experiments.get("exp")["experiment_id"] == exp_id
-    listed = app.experiments.list()
+    listed = app.experiments.list_experiments()
     assert listed["count"] == 1 and len(listed["experiments"][0]["variants"]) == 2
     status, body = app.dispatch("create", lambda: app.experiments.create(
         CreateExperimentRequest.model_validate({"name": "exp", "variants": [
