@@ -30,6 +30,7 @@ def _register() -> None:
     from sona.cli import (  # noqa: F401
         ab,
         bench,
+        bench_cold,
         bench_lora,
         bench_overhead,
         bench_scaling,
