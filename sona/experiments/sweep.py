@@ -160,6 +160,10 @@ def run_sweep(config: ExperimentConfig, model: str, *, trials: int | None = None
     study = optuna.create_study(direction="maximize", sampler=sampler,
                                 study_name=f"{config.name}-{model}")
     metric_key = f"val_{sweep.metric}_at_{config.k}"
+    if sweep.enqueue_base:
+        base = _base_point(spec, sweep)
+        if base is not None:
+            study.enqueue_trial(base)
     with _parent(tracker, config, model, tags) as parent:
         if parent is not None:
             parent.log_params(flatten({"model": spec.model, "base_params": spec.params,
@@ -210,6 +214,21 @@ def run_sweep(config: ExperimentConfig, model: str, *, trials: int | None = None
             for path in result.files.values():
                 parent.log_artifact(path, "sweep")
     return result
+
+
+def _base_point(spec: ModelSpec, sweep: SweepSpec) -> dict[str, Any] | None:
+    """The configured values of the searched parameters, or None if one is out of range."""
+    config = to_dict(build_model(spec.model, spec.params).config)
+    point = {name: config[name] for name in sweep.space}
+    for name, space in sweep.space.items():
+        value = point[name]
+        if space.type == "categorical":
+            if value not in space.choices:
+                return None
+        elif space.low is not None and space.high is not None and not (
+                space.low <= value <= space.high):
+            return None
+    return point
 
 
 def _evaluate_best(config: ExperimentConfig, spec: ModelSpec, params: dict[str, Any],

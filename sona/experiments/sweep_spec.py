@@ -68,6 +68,9 @@ class SweepSpec:
     sampler_seed: int = 42
     # after the search, refit the best parameters on the whole train split and report test
     evaluate_best: bool = True
+    # trial 0 evaluates the model's configured parameters (defaults filled in) when they lie
+    # inside the space, so the best trial is never worse than the starting point
+    enqueue_base: bool = True
 
 
 def validate_sweeps(config: ExperimentConfig) -> None:

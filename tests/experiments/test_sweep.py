@@ -21,6 +21,7 @@ def test_two_trial_sweep_logs_nested_mlflow_runs(
     result = run_sweep(cfg, "ease", trials=2)
     assert [t.number for t in result.trials] == [0, 1]
     assert all(1.0 <= t.params["l2"] <= 500.0 for t in result.trials)
+    assert result.trials[0].params == {"l2": 50.0}  # trial 0 is the configured starting point
     best = max(result.trials, key=lambda t: t.value)
     assert result.best_value == best.value
     assert result.best_params == {"l2": best.params["l2"]}  # base params {l2: 50} replaced
