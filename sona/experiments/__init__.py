@@ -18,6 +18,8 @@ _EXPORTS = {
     "PairedComparison": "stats", "compare": "stats", "paired_bootstrap": "stats",
     "wilcoxon_p": "stats",
     "leaderboard_table": "leaderboard", "write_leaderboard": "leaderboard",
+    "run_sweep": "sweep", "SweepResult": "sweep", "SweepSpec": "sweep_spec",
+    "ParamSpace": "sweep_spec", "DiversityConfig": "diversity",
 }
 
 __all__ = sorted(_EXPORTS)
