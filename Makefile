@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install data demo test test-fast lint bench serve mlflow-ui clean
+.PHONY: help install data demo test test-slow test-all test-fast lint bench serve mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -35,8 +35,14 @@ demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, pr
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
 	@echo "Serve the champion: make serve  (then http://127.0.0.1:3000/docs)"
 
-test: data  ## run the whole test suite (notebooks included)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900
+test: data  ## run the test suite: everything but the `slow` tier (notebooks included), < 15 min
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 -m "not slow" --durations=15
+
+test-slow: data  ## the slow tier (ranx cross-check, Spark parity, real-server search, scaling); CI runs it too
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1800 -m "slow" --durations=15
+
+test-all: data  ## both tiers
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1800
 
 test-fast: data  ## the suite without slow tests and notebooks
 	$(BIN)/python -m pytest -q -m "not slow and not notebook"

@@ -41,7 +41,6 @@ def test_notebook_is_stripped_and_imports_only_sona(path: Path) -> None:
 
 
 @pytest.mark.notebook
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
