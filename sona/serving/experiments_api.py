@@ -38,6 +38,7 @@ from sona.ab.records import (
     VariantSpec,
 )
 from sona.ab.repository import ExperimentRepository
+from sona.serving.audit import AuditLog
 from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
 from sona.serving.recs_api import RecsHandler
@@ -151,15 +152,17 @@ class ExperimentsHandler:
         recs: the serving handler (its store, personalisation and config are the defaults).
         store_for: builds the :class:`ModelStore` of a pinned version or an alias.
         cache_ttl_s: seconds the running-experiment list is cached.
+        audit: where creations, changes, status moves and deletions are recorded.
     """
 
     def __init__(self, repo: ExperimentRepository, recs: RecsHandler,
                  store_for: Callable[[str | None, str | None], ModelStore] | None = None, *,
-                 cache_ttl_s: float = 1.0) -> None:
+                 cache_ttl_s: float = 1.0, audit: AuditLog | None = None) -> None:
         self.repo = repo
         self.recs = recs
         self.store_for = store_for
         self.cache_ttl_s = cache_ttl_s
+        self.audit = audit
         self._running: tuple[float, list[Experiment]] = (-1.0, [])
         self._handlers: dict[str, RecsHandler] = {}
         self._lock = threading.Lock()
@@ -187,7 +190,11 @@ class ExperimentsHandler:
             return store
 
         return cls(ExperimentRepository(exp_cfg.url, data_dir=data_dir), app.recs, store_for,
-                   cache_ttl_s=exp_cfg.cache_ttl_s)
+                   cache_ttl_s=exp_cfg.cache_ttl_s, audit=app.audit)
+
+    def _record(self, action: str, experiment_id: str, **details: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(action, "experiment", experiment_id, details=details)
 
     # --- CRUD and lifecycle ----------------------------------------------------------------
 
@@ -202,6 +209,8 @@ class ExperimentsHandler:
                 traffic_allocation=req.traffic_allocation, primary_metric=req.primary_metric)
         except DuplicateNameError as exc:
             raise ApiError(409, "conflict", str(exc)) from exc
+        self._record("experiment_created", exp.id, name=exp.name,
+                     variants={v.name: v.weight for v in exp.variants})
         return {"experiment_id": exp.id, "name": exp.name, "status": exp.status,
                 "variants": len(exp.variants)}
 
@@ -224,6 +233,8 @@ class ExperimentsHandler:
         except StateError as exc:
             raise ApiError(409, "conflict", str(exc)) from exc
         self._forget()
+        self._record("experiment_updated", exp.id,
+                     fields=sorted(req.model_dump(exclude_none=True)))
         return exp.to_dict()
 
     def delete(self, key: str) -> dict[str, Any]:
@@ -232,6 +243,7 @@ class ExperimentsHandler:
             self.repo.delete_experiment(key)
         except StateError as exc:
             raise ApiError(409, "conflict", str(exc)) from exc
+        self._record("experiment_deleted", key)
         return {"experiment_id": key, "deleted": True}
 
     def set_status(self, key: str, req: StatusRequest) -> dict[str, Any]:
@@ -239,11 +251,15 @@ class ExperimentsHandler:
         if req.status not in STATUSES:
             raise ApiError(400, "Invalid status", f"unknown status {req.status!r}",
                            valid_statuses=list(STATUSES))
+        before = self._get(key)
         try:
             exp = self.repo.set_status(key, req.status)
         except StateError as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from exc
         self._forget()
+        if exp.status != before.status:
+            self._record("experiment_status_changed", exp.id, name=exp.name,
+                         **{"from": before.status, "to": exp.status})
         return {"experiment_id": exp.id, "status": exp.status}
 
     def metrics(self, key: str) -> dict[str, Any]:

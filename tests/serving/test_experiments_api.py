@@ -80,6 +80,9 @@ def test_crud_and_lifecycle_errors(app: SonaApp) -> None:
     assert status == 409
     status, body = app.dispatch("delete", lambda: app.experiments.delete(exp_id))
     assert status == 409
+    trail = [(r.action, r.details.get("to")) for r in app.audit.query(resource_type="experiment")]
+    assert trail == [("experiment_status_changed", "running"), ("experiment_updated", None),
+                     ("experiment_created", None)]
 
 
 def test_each_variant_serves_its_config_and_logs_exposures(app: SonaApp) -> None:
