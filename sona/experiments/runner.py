@@ -245,6 +245,11 @@ def _track_model(tracker: Tracker, parent: ActiveRun, config: ExperimentConfig,
         metrics = {f"{name}_at_{config.k}": value for name, value in summary.items()}
         metrics.update({"fit_s": model_result.fit_s, "recommend_s": model_result.recommend_s,
                         "n_eval_users": float(len(model_result.user_ids))})
+        # models that choose something while fitting (blend weights, feature importance)
+        # report it through an optional fit_metrics() -> {name: float}
+        report = getattr(model_result.fitted, "fit_metrics", None)
+        if callable(report):
+            metrics.update({f"fit.{k}": float(v) for k, v in report().items()})
         child.log_metrics(metrics)
         if model_result.fitted is not None:
             child.log_model(model_result.fitted)

@@ -190,6 +190,20 @@ class Hybrid(Recommender[HybridConfig]):
         return {g.name: float(w) for g, w in zip(self.config.generators, self.weights_,
                                                    strict=True)}
 
+    def fit_metrics(self) -> dict[str, float]:
+        """What fitting chose, for experiment tracking: ``weight.<generator>`` and the
+        validation nDCG of the blend and of each generator alone (absent with fixed weights).
+        """
+        self._check_fitted()
+        out = {f"weight.{name}": w for name, w in self.weights.items()}
+        blend, *singles = self.validation_ndcg_.tolist()
+        if not np.isnan(blend):
+            k = self.config.fit_k
+            out[f"validation_ndcg_at_{k}.blend"] = blend
+            out.update({f"validation_ndcg_at_{k}.{g.name}": v
+                        for g, v in zip(self.config.generators, singles, strict=True)})
+        return out
+
     def _blend(self, user_idx: IndexArray) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         seen = self.seen_[user_idx]
         raw = self.generators_.raw_scores(user_idx)

@@ -300,6 +300,10 @@ class Ranker(Recommender[RankerConfig]):
         self._check_fitted()
         return dict(zip(self.feature_names_, self.importance_.tolist(), strict=True))
 
+    def fit_metrics(self) -> dict[str, float]:
+        """Gain importance of each feature (``importance.<feature>``), for tracking."""
+        return {f"importance.{name}": value for name, value in self.importance.items()}
+
     # --- persistence ---------------------------------------------------------------------
 
     def _state(self) -> dict[str, np.ndarray]:

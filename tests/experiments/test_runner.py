@@ -189,3 +189,18 @@ def test_spark_engine_without_the_module_is_a_config_error(
     cfg = with_tracking(make_tiny_config(tmp_path, store_template=None, engine="spark"), False)
     with pytest.raises(ConfigError, match=r"engine spark requires sona.engines.spark \(pyspark\)"):
         run_experiment(cfg, progress=False)
+
+
+def test_fit_metrics_of_a_hybrid_are_logged(tmp_path: Path,
+                                            make_tiny_config: Callable[..., ExperimentConfig],
+                                            ) -> None:
+    hybrid = {"name": "hybrid", "model": "hybrid", "params": {
+        "generators": [{"name": "ease", "model": "ease", "params": {"l2": 50.0}},
+                       {"name": "pop", "model": "popularity"}], "weight_step": 0.25}}
+    cfg = make_tiny_config(tmp_path, models=[hybrid], diversity={"curve": False})
+    result = run_experiment(cfg, progress=False)
+    run = Tracker(cfg.tracking).client.get_run(result.run_ids["hybrid"])
+    weights = result.model_result("hybrid").fitted.weights
+    assert run.data.metrics["fit.weight.ease"] == pytest.approx(weights["ease"])
+    assert run.data.metrics["fit.weight.pop"] == pytest.approx(weights["pop"])
+    assert "fit.validation_ndcg_at_10.blend" in run.data.metrics

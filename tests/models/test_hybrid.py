@@ -33,6 +33,9 @@ def test_weights_are_fitted_on_validation_and_sum_to_one():
     assert blend >= max(singles) - 1e-12
     # zero-weight generators are dropped after fitting
     assert len(model.generators_.models) == sum(v > 0 for v in w.values())
+    report = model.fit_metrics()
+    assert report["weight.als"] == w["als"]
+    assert report["validation_ndcg_at_10.blend"] == blend
 
 
 def test_fixed_weights_reproduce_a_single_generator():

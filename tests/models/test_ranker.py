@@ -51,6 +51,7 @@ def test_ranker_learns_genre_affinity_over_popularity():
     own = (recs.ids - 5000) // 20 == group[:, None]
     assert own.mean() > 0.95  # popularity alone would give about 1/3
     assert model.importance["user_item_genre_affinity"] == max(model.importance.values())
+    assert model.fit_metrics()["importance.pop_score"] == model.importance["pop_score"]
 
 
 def test_feature_names_and_saved_booster_is_text(tmp_path):
