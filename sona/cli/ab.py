@@ -55,28 +55,30 @@ def _p(x: float | None) -> str:
 
 
 def print_report(report: ABReport, console: Console) -> None:
-    """Variants, SRM verdict and comparisons as rich tables."""
+    """Variants, SRM verdict and comparisons as rich tables (fits 80 columns)."""
     console.print(f"[bold]{report.experiment['name']}[/] ({report.experiment['status']}), "
                   f"metric [bold]{report.metric}[/], alpha {report.alpha}")
-    table = Table("variant", "weight", "users", "exposures", "converted", "conv. rate",
-                  f"{report.metric}/user", "sd", "pre-period/user")
+    table = Table("variant", "users", "exposures", "conv. rate", "mean/user", "sd",
+                  "pre/user")
     for v in report.variants:
-        table.add_row(v.name, f"{v.weight:.2f}", str(v.users), str(v.exposures),
-                      str(v.converted), f"{v.conversion_rate:.4f}", f"{v.mean:.4f}",
-                      f"{v.sd:.4f}", f"{v.pre_mean:.4f}")
+        table.add_row(v.name, str(v.users), str(v.exposures), f"{v.conversion_rate:.4f}",
+                      f"{v.mean:.4f}", f"{v.sd:.4f}", f"{v.pre_mean:.4f}")
     console.print(table)
     srm = report.srm
     console.print(f"[red bold]SRM: sample-ratio mismatch, p = {srm.p_value:.3g} < "
                   f"{srm.threshold}: the split is broken, do not trust the results[/]"
                   if srm.flagged else
                   f"SRM check passed (chi2 = {srm.chi2:.3f}, p = {srm.p_value:.3g})")
-    cmp_table = Table("variant", "uplift (Welch)", "CI", "p", "uplift (CUPED)", "CI", "p",
-                      "CUPED var. factor", "conv. p (z)", "P(beat ctl)", "exp. loss",
-                      "always-valid p")
+    cmp_table = Table(f"vs {report.comparisons[0].control}" if report.comparisons else "",
+                      *[c.variant for c in report.comparisons])
+    rows: list[tuple[str, list[str]]] = [(label, []) for label in (
+        "uplift (Welch)", "  CI", "  p", "uplift (CUPED)", "  CI", "  p",
+        "CUPED variance factor", "conversion p (z-test)", "P(beat control)",
+        "expected loss", "always-valid p", "significant")]
     for c in report.comparisons:
         w, cu = c.welch, (c.cuped.test if c.cuped is not None else None)
-        cmp_table.add_row(
-            c.variant, _pct(w.relative_uplift if w else None),
+        cells = [
+            _pct(w.relative_uplift if w else None),
             f"[{_pct(w.relative_ci_low)}, {_pct(w.relative_ci_high)}]" if w else "-",
             _p(w.p_value if w else None), _pct(cu.relative_uplift if cu else None),
             f"[{_pct(cu.relative_ci_low)}, {_pct(cu.relative_ci_high)}]" if cu else "-",
@@ -84,7 +86,12 @@ def print_report(report: ABReport, console: Console) -> None:
             _p(c.cuped.variance_reduction if c.cuped else None),
             _p(c.proportion.p_value if c.proportion else None),
             f"{c.bayes.p_beat_control:.3f}", f"{c.bayes.expected_loss_treatment:.4g}",
-            _p(c.sequential.always_valid_p if c.sequential else None))
+            _p(c.sequential.always_valid_p if c.sequential else None),
+            "yes" if c.significant else "no"]
+        for (_, row), cell in zip(rows, cells, strict=True):
+            row.append(cell)
+    for label, cells in rows:
+        cmp_table.add_row(label, *cells)
     console.print(cmp_table)
     for c in report.comparisons:
         if c.cuped is not None:
