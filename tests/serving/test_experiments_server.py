@@ -172,8 +172,8 @@ def test_concurrent_events_give_exactly_n_rows(live: Live) -> None:
     repo.close()
 
 
-def _kill_mid_load(work: Path, bundles: Bundles, db_url: str, *, restart: bool
-                   ) -> dict[str, Any]:
+def _kill_mid_load(work: Path, bundles: Bundles, db_url: str, *, restart: bool,
+                   min_acked: int = 300) -> dict[str, Any]:
     server = _start(work, bundles.models_dir, db_url)
     _experiment(server, "crash")
     users = [str(1000 + i) for i in range(8)]
@@ -198,8 +198,8 @@ def _kill_mid_load(work: Path, bundles: Bundles, db_url: str, *, restart: bool
     threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
     for th in threads:
         th.start()
-    deadline = time.monotonic() + 60
-    while len(acked) < 300 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60 + min_acked / 20
+    while len(acked) < min_acked and time.monotonic() < deadline:
         time.sleep(0.05)
     proc = server.proc.proc
     assert proc is not None
