@@ -104,6 +104,7 @@ def run_spark(args: argparse.Namespace, progress: Progress) -> dict[str, float]:
         spark_session,
     )
     from sona.engines.spark_metrics import per_user_metrics, ranking_summary
+    from sona.models.als import ALSConfig
 
     spark_cfg = SparkConfig(master=args.master, app_name="sona-bench-scaling",
                             driver_memory=args.driver_memory,
@@ -125,9 +126,11 @@ def run_spark(args: argparse.Namespace, progress: Progress) -> dict[str, float]:
             return train, users, truth
 
         train, users, truth = progress.phase("load_s", load)
-        als = SparkALSConfig(rank=args.factors, reg_param=args.regularization, alpha=args.alpha,
-                             max_iter=args.iterations, seed=args.seed,
-                             num_blocks=args.partitions)
+        rows_per_user = train.count() / train.select("user").distinct().count()
+        als = SparkALSConfig.from_sona(
+            ALSConfig(n_factors=args.factors, n_iter=args.iterations,
+                      regularization=args.regularization, alpha=args.alpha, seed=args.seed),
+            rows_per_user=rows_per_user, num_blocks=args.partitions)
         model = progress.phase("fit_s", lambda: fit_als(train, als))
 
         def top_k() -> Any:

@@ -39,9 +39,11 @@ from sona.testing.fixtures import random_interactions  # noqa: E402
 from sona.types import Recommendations  # noqa: E402
 
 ML100K = Path("datasets/ml-100k")
-#: matched hyper-parameters of the parity test (sona ALS fields; Spark gets the same values)
-PARITY_ALS = {"n_factors": 32, "n_iter": 10, "regularization": 0.01, "alpha": 10.0, "seed": 42}
-#: measured on this machine: local nDCG@10 0.3858, Spark 0.3783 (|delta| 0.0075)
+#: matched hyper-parameters of the parity test: sona's tuned ALS defaults on ML-100K, one
+#: spec for both engines (Spark's regParam is divided by the mean rows per user, see
+#: SparkALSConfig.from_sona)
+PARITY_ALS = {"n_factors": 64, "n_iter": 15, "regularization": 40.0, "alpha": 4.0, "seed": 42}
+#: measured on this machine: local nDCG@10 0.4899, Spark 0.4827 (|delta| 0.0072)
 PARITY_TOLERANCE = 0.02
 
 
@@ -63,10 +65,13 @@ def test_session_conf_binds_local_masters_to_loopback() -> None:
     assert cluster["spark.executor.memory"] == "8g"
 
 
-def test_als_hyper_parameters_map_one_to_one() -> None:
-    cfg = SparkALSConfig.from_sona(ALSConfig(**PARITY_ALS), num_blocks=2)
-    assert (cfg.rank, cfg.max_iter, cfg.reg_param, cfg.alpha, cfg.seed, cfg.num_blocks) == (
-        32, 10, 0.01, 10.0, 42, 2)
+def test_als_hyper_parameters_map_to_spark() -> None:
+    cfg = SparkALSConfig.from_sona(ALSConfig(**PARITY_ALS), rows_per_user=80.0, num_blocks=2)
+    assert (cfg.rank, cfg.max_iter, cfg.alpha, cfg.seed, cfg.num_blocks) == (64, 15, 4.0, 42, 2)
+    # Spark multiplies regParam by each row's count: the mean user gets implicit's 40
+    assert cfg.reg_param == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="rows_per_user"):
+        SparkALSConfig.from_sona(ALSConfig(), rows_per_user=0.0)
 
 
 def test_only_als_models_run_on_spark(tmp_path: Path) -> None:
@@ -119,6 +124,8 @@ def test_spark_metrics_equal_sona_metrics(spark: object) -> None:
     assert summarize(reference)["ndcg"] > 0.0
 
 
+# n_iter=15 is also the regression test for ALS's lineage overflowing the JVM stack
+# (java.lang.StackOverflowError) when no checkpoint directory is set
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.skipif(not (ML100K / "ml-100k.inter").exists(), reason="ML-100K not fetched")
@@ -160,7 +167,7 @@ def test_parity_with_implicit_als_on_ml100k(spark: object, tmp_path: Path) -> No
     spark_ndcg = spark_row.metrics["ndcg"]
     assert spark_ndcg is not None
     assert abs(spark_ndcg - local_ndcg) <= PARITY_TOLERANCE, (spark_ndcg, local_ndcg)
-    assert 0.3 < spark_ndcg < 0.5  # a trained model, not a popularity-level list
+    assert 0.4 < spark_ndcg < 0.6  # a trained model, not a popularity-level list (~0.2)
     # the tracked run carries the Spark metrics
     from sona.experiments.tracking import Tracker
 
