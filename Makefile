@@ -31,6 +31,7 @@ data: datasets/ml-100k/ml-100k.inter  ## fetch MovieLens 100K from the recbole w
 
 demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, promote + export the champion
 	$(BIN)/sona run experiments/ml100k-baselines.yaml
+	$(BIN)/sona run experiments/ml100k-zoo.yaml
 	$(BIN)/sona promote --experiment ml100k-baselines --metric ndcg_at_10 --reason "make demo"
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
 	@echo "Serve the champion: make serve  (then http://127.0.0.1:3000/docs)"
@@ -51,8 +52,13 @@ lint: $(STAMP)  ## ruff + mypy
 	$(BIN)/ruff check sona tests
 	$(BIN)/mypy sona
 
-bench: data  ## benchmarks (overhead of SONA vs raw implicit, ...)
+bench: data  ## benchmarks and sweeps (each prints a table and writes benchmarks/results/*.json)
 	$(BIN)/sona bench overhead
+	$(BIN)/sona bench lora
+	$(BIN)/sona bench search
+	$(BIN)/sona bench ann
+	$(BIN)/sona bench scaling
+	$(BIN)/sona sweep experiments/ml100k-sweeps.yaml
 
 serve: data  ## serve the champion on http://127.0.0.1:3000 (runs `make demo` first if nothing is promoted)
 	test -f mlflow/mlflow.db || $(MAKE) demo
