@@ -58,6 +58,7 @@ bench: data  ## benchmarks and sweeps (each prints a table and writes benchmarks
 	$(BIN)/sona bench search
 	$(BIN)/sona bench ann
 	$(BIN)/sona bench scaling
+	$(BIN)/sona bench cold-start
 	$(BIN)/sona sweep experiments/ml100k-sweeps.yaml
 
 serve: data  ## serve the champion on http://127.0.0.1:3000 (runs `make demo` first if nothing is promoted)
