@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "KeyStore": "sona.serving.auth",
     "require_scope": "sona.serving.auth",
     "CatalogConfig": "sona.serving.catalog_http",
+    "connect": "sona.serving.client",
     "ExportConfig": "sona.serving.export_onnx",
     "export_model": "sona.serving.export_onnx",
     "LoadedModel": "sona.serving.model_store",
