@@ -101,4 +101,10 @@ def run_load(base_url: str, path: str, body: BodyFn, *, concurrency: int = 16,
                      dict(statuses))
 
 
-__all__ = ["BodyFn", "LoadStats", "run_load"]
+def ratios(stats: list[LoadStats], ceiling: LoadStats | None) -> dict[str, float | None]:
+    """Each endpoint's RPS as a fraction of ``ceiling``'s (None without a usable ceiling)."""
+    base = ceiling.rps if ceiling is not None and ceiling.rps > 0 else 0.0
+    return {s.endpoint: (s.rps / base if base else None) for s in stats}
+
+
+__all__ = ["BodyFn", "LoadStats", "ratios", "run_load"]

@@ -70,10 +70,12 @@ def load_command(
 
     Starts the service on a free 127.0.0.1 port, drives each endpoint with CONCURRENCY
     closed-loop clients for DURATION seconds (or MAX_REQUESTS), and prints p50/p95/p99,
-    requests per second and the ratio to /api/v1/ping (the same service's ceiling).
+    requests per second and the ratio to /api/v1/ping (the same service's ceiling) and to
+    the same trivial endpoint on plain Starlette/uvicorn (measured first, same load).
     """
     from sona import io
-    from sona.bench.load import run_load
+    from sona.bench.ceiling import PING_PATH, CeilingServer
+    from sona.bench.load import ratios, run_load
     from sona.bench.serving_setup import bundle_config
     from sona.serving.process import ServerProcess
 
@@ -91,23 +93,32 @@ def load_command(
     cases = [("ping", "/api/v1/ping", lambda rng: {}),
              ("recommendations", "/api/v1/recommendations", recs),
              ("personalization/score", "/api/v1/personalization/score", score)]
+    with CeilingServer() as plain:  # same generator and concurrency, before BentoML starts
+        starlette = run_load(plain.url, PING_PATH, lambda rng: {}, concurrency=concurrency,
+                             duration_s=duration, max_requests=max_requests,
+                             name="starlette ceiling")
     with tempfile.TemporaryDirectory(prefix="sona-load-") as tmp:
         config = bundle_config(path, tmp, threads=threads)
         with ServerProcess(config) as server:
             stats = [run_load(server.url, p, body, concurrency=concurrency, duration_s=duration,
                               max_requests=max_requests, name=name) for name, p, body in cases]
-    ceiling = stats[0].rps
+    to_ping, to_plain = ratios(stats, stats[0]), ratios(stats, starlette)
     table = Table(title=f"loopback load, {concurrency} in flight, {duration:g} s per endpoint "
                         f"({path})")
     for col in ("endpoint", "requests", "errors", "RPS", "p50 ms", "p95 ms", "p99 ms",
-                "RPS / ping"):
+                "RPS / ping", "RPS / starlette"):
         table.add_column(col, justify="left" if col == "endpoint" else "right")
-    for s in stats:
+
+    def fmt(ratio: float | None) -> str:
+        return "-" if ratio is None else f"{ratio:.2f}"
+
+    for s in [starlette, *stats]:
         table.add_row(s.endpoint, str(s.n_requests), str(s.n_errors), f"{s.rps:.0f}",
                       f"{s.p50_ms:.2f}", f"{s.p95_ms:.2f}", f"{s.p99_ms:.2f}",
-                      f"{s.rps / ceiling:.2f}" if ceiling else "-")
+                      fmt(to_ping.get(s.endpoint)),
+                      fmt(to_plain.get(s.endpoint, 1.0 if s is starlette else None)))
     Console().print(table)
     io.write_json(out, {"bundle": str(path), "concurrency": concurrency, "duration_s": duration,
                         "threads": threads, "results": [s.to_dict() for s in stats],
-                        "ratio_to_ping": {s.endpoint: (s.rps / ceiling if ceiling else None)
-                                          for s in stats}})
+                        "ratio_to_ping": to_ping, "starlette_ceiling": starlette.to_dict(),
+                        "ratio_to_starlette": to_plain})
