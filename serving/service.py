@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import bentoml
-from starlette.responses import JSONResponse
+from pydantic_core import to_json
+from starlette.responses import Response
 
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import ValidationErrorBody, probes_app
@@ -81,7 +82,9 @@ class Sona:
         headers = dict(ctx.request.headers) if scope is not None else None
         status, body = self.app.dispatch(endpoint, handler, headers=headers, scope=scope)
         ctx.response.status_code = status
-        return body if status == 200 else JSONResponse(body, status_code=status)
+        # a Response skips BentoML's output path, which rebuilds the ``dict`` output's JSON
+        # schema (pydantic TypeAdapter) on every request to pick the media type
+        return Response(to_json(body), status_code=status, media_type="application/json")
 
     # --- SONA API -------------------------------------------------------------------------
 
@@ -159,9 +162,12 @@ class Sona:
         return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))
 
     @bentoml.api(route="/api/v1/ping")
-    def ping(self) -> dict:
-        """Trivial endpoint: the throughput ceiling of this service for load tests."""
-        return {"ok": True}
+    async def ping(self) -> dict:
+        """Trivial endpoint: the throughput ceiling of this service for load tests.
+
+        ``async`` and a ready Response: no thread-pool hand-off, no per-request schema.
+        """
+        return Response(b'{"ok":true}', media_type="application/json")
 
 
 Sona.add_asgi_middleware(ValidationErrorBody)

@@ -9,6 +9,7 @@ send to the end of the body. Any non-2xx status or transport error counts as an 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 BodyFn = Callable[[np.random.Generator], dict[str, Any]]
 
@@ -101,10 +104,36 @@ def run_load(base_url: str, path: str, body: BodyFn, *, concurrency: int = 16,
                      dict(statuses))
 
 
+def settle(base_url: str, cases: list[tuple[str, BodyFn]], *, concurrency: int = 8,
+           seconds: float = 0.5, timeout_s: float = 120.0) -> None:
+    """Bring a just-started SONA server to steady state before it is measured.
+
+    ``/ready`` answers while the search query encoder still loads on a background thread
+    (importing torch/transformers holds the GIL for seconds: 100+ ms stalls and a third of
+    the requests lost), so one search request is sent first (it waits for that load); then
+    each of ``cases`` (path, body) is driven for ``seconds`` and discarded.
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(base_url + "/api/v1/search", method="POST",
+                                 data=json.dumps({"query": "warm up"}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (loopback)
+            resp.read()
+    except urllib.error.HTTPError as exc:  # search may be unavailable: nothing to wait for
+        log.info("settle: search answered %s", exc.code)
+    for path, body in cases:
+        run_load(base_url, path, body, concurrency=concurrency, duration_s=seconds,
+                 max_requests=10_000, name="settle")
+
+
 def ratios(stats: list[LoadStats], ceiling: LoadStats | None) -> dict[str, float | None]:
     """Each endpoint's RPS as a fraction of ``ceiling``'s (None without a usable ceiling)."""
     base = ceiling.rps if ceiling is not None and ceiling.rps > 0 else 0.0
     return {s.endpoint: (s.rps / base if base else None) for s in stats}
 
 
-__all__ = ["BodyFn", "LoadStats", "ratios", "run_load"]
+__all__ = ["BodyFn", "LoadStats", "ratios", "run_load", "settle"]

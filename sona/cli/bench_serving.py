@@ -75,7 +75,7 @@ def load_command(
     """
     from sona import io
     from sona.bench.ceiling import PING_PATH, CeilingServer
-    from sona.bench.load import ratios, run_load
+    from sona.bench.load import ratios, run_load, settle
     from sona.bench.serving_setup import bundle_config
     from sona.serving.process import ServerProcess
 
@@ -100,6 +100,7 @@ def load_command(
     with tempfile.TemporaryDirectory(prefix="sona-load-") as tmp:
         config = bundle_config(path, tmp, threads=threads)
         with ServerProcess(config) as server:
+            settle(server.url, [(p, body) for _, p, body in cases], concurrency=concurrency)
             stats = [run_load(server.url, p, body, concurrency=concurrency, duration_s=duration,
                               max_requests=max_requests, name=name) for name, p, body in cases]
     to_ping, to_plain = ratios(stats, stats[0]), ratios(stats, starlette)
