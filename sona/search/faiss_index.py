@@ -125,8 +125,10 @@ class FaissIndex:
         for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        changes = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
-        self.config = dataclasses.replace(self.config, **changes)
+        self.config = dataclasses.replace(
+            self.config,
+            nprobe=self.config.nprobe if nprobe is None else nprobe,
+            ef_search=self.config.ef_search if ef_search is None else ef_search)
         if self._index is not None:
             self._apply_search_params()
 
