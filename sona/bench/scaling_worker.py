@@ -13,6 +13,7 @@ excluded), then nDCG/precision/recall/MAP at k.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import resource
 import sys
@@ -101,7 +102,7 @@ def run_spark(args: argparse.Namespace, progress: Progress) -> dict[str, float]:
         SparkConfig,
         fit_als,
         recommend_top_k,
-        spark_session,
+        spark_context,
     )
     from sona.engines.spark_metrics import per_user_metrics, ranking_summary
     from sona.models.als import ALSConfig
@@ -109,8 +110,10 @@ def run_spark(args: argparse.Namespace, progress: Progress) -> dict[str, float]:
     spark_cfg = SparkConfig(master=args.master, app_name="sona-bench-scaling",
                             driver_memory=args.driver_memory,
                             shuffle_partitions=args.partitions)
-    spark = progress.phase("session_s", lambda: spark_session(spark_cfg))
-    try:
+    with contextlib.ExitStack() as stack:
+        spark = progress.phase("session_s",
+                               lambda: stack.enter_context(spark_context(spark_cfg)))
+
         def load() -> tuple[Any, Any, Any]:
             def pairs(path: str) -> Any:
                 return spark.read.parquet(path).select(
@@ -149,8 +152,6 @@ def run_spark(args: argparse.Namespace, progress: Progress) -> dict[str, float]:
             per_user_metrics(top, truth, users, k=args.k), list(METRICS)))
         progress.state["n_eval_users"] = int(users.count())
         return summary
-    finally:
-        spark.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

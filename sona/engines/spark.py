@@ -27,12 +27,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from sona import io
 from sona.config import to_dict
 from sona.data.ids import IdIndex
 from sona.data.interactions import Interactions
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     from sona.experiments.spec import ExperimentConfig
 
 log = logging.getLogger(__name__)
+
+_TEMP_CHECKPOINTS = "sona-spark-checkpoints-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ def spark_session(config: SparkConfig) -> SparkSession:
             session.sparkContext.setCheckpointDir(config.checkpoint_dir)
         elif config.master.startswith("local"):
             session.sparkContext.setCheckpointDir(
-                tempfile.mkdtemp(prefix="sona-spark-checkpoints-"))
+                tempfile.mkdtemp(prefix=_TEMP_CHECKPOINTS))
         else:
             log.warning("no checkpoint_dir for master %s: ALS with many iterations may "
                         "overflow the stack", config.master)
@@ -127,11 +131,22 @@ def spark_context(config: SparkConfig) -> Iterator[SparkSession]:
 
     owned = SparkSession.getActiveSession() is None
     session = spark_session(config)
+    checkpoints = session.sparkContext.getCheckpointDir()
     try:
         yield session
     finally:
         if owned:
             session.stop()
+            _remove_temp_checkpoints(checkpoints)
+
+
+def _remove_temp_checkpoints(uri: str | None) -> None:
+    """Delete the temp checkpoint folder :func:`spark_session` made (never a configured one)."""
+    if not uri:
+        return
+    folder = Path(uri.removeprefix("file:")).parent
+    if folder.name.startswith(_TEMP_CHECKPOINTS) and folder.parent == Path(tempfile.gettempdir()):
+        io.remove_tree(folder)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from sona.engines.spark import (  # noqa: E402
     recommend_top_k,
     run_spark_models,
     session_conf,
-    spark_session,
+    spark_context,
     to_spark_frame,
 )
 from sona.errors import ConfigError  # noqa: E402
@@ -49,9 +49,8 @@ PARITY_TOLERANCE = 0.02
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[object]:
-    session = spark_session(SparkConfig(master="local[2]", app_name="sona-tests"))
-    yield session
-    session.stop()
+    with spark_context(SparkConfig(master="local[2]", app_name="sona-tests")) as session:
+        yield session
 
 
 def test_session_conf_binds_local_masters_to_loopback() -> None:
@@ -72,6 +71,21 @@ def test_als_hyper_parameters_map_to_spark() -> None:
     assert cfg.reg_param == pytest.approx(0.5)
     with pytest.raises(ValueError, match="rows_per_user"):
         SparkALSConfig.from_sona(ALSConfig(), rows_per_user=0.0)
+
+
+@pytest.mark.slow
+def test_engine_session_is_stopped_and_its_checkpoints_removed() -> None:
+    import tempfile
+
+    from pyspark.sql import SparkSession
+
+    assert SparkSession.getActiveSession() is None  # the module fixture has not started yet
+    with spark_context(SparkConfig(app_name="sona-owned")) as session:
+        folder = Path(session.sparkContext.getCheckpointDir().removeprefix("file:")).parent
+        assert folder.parent == Path(tempfile.gettempdir()) and folder.exists()
+        assert session.range(5).count() == 5
+    assert SparkSession.getActiveSession() is None
+    assert not folder.exists()
 
 
 def test_only_als_models_run_on_spark(tmp_path: Path) -> None:
