@@ -1,6 +1,6 @@
 """One webhook event through the pipeline: normalise, resolve, merge, embed, store, index.
 
-This is the processor -> pipeline wiring the original left as a TODO (SPEC §4, §7.10).
+This is the processor -> pipeline wiring the original never wired up (SPEC §4, §7.10).
 ``content_added``, ``content_updated`` and ``availability_changed`` carry a raw platform
 record; ``content_removed`` names the platform's content id. Removing a title from its last
 platform deletes the catalog item and drops it from the index.

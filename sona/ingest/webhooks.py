@@ -6,7 +6,7 @@ event and drops it as a duplicate when the same event hash arrived in the last 2
 is stored ``pending`` in the catalog database (``webhook_events``: no Redis needed).
 ``process_due()`` runs pending/failed events through :class:`EventProcessor`: re-normalise,
 re-resolve, merge into the catalog item, re-embed and call the index-update callback (the
-wiring the original left as a TODO). A failure is retried with exponential backoff; after
+wiring the original never finished). A failure is retried with exponential backoff; after
 ``max_attempts`` the event is ``dead_lettered``. Malformed payloads (``DataError``) cannot
 succeed on retry and are dead-lettered at once.
 

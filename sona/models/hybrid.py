@@ -2,7 +2,7 @@
 
 SPEC §2.7's pipeline with every part made real: candidates from several generators (top
 ``n_candidates`` each, merged by item), per-user score normalisation, a weighted blend and
-optional MMR diversity. The original hard-coded the blend (collaborative 0.35, graph 0.30,
+optional MMR diversity. The original fixed the blend in code (collaborative 0.35, graph 0.30,
 content 0.25, context 0.10); here the weights are *fitted* on a validation split carved
 from the training data (:func:`sona.models.generators.carve_validation`):
 
