@@ -23,6 +23,7 @@ import pandas as pd
 
 from sona.ab import stats
 from sona.ab.records import Experiment
+from sona.io import json_safe
 
 if TYPE_CHECKING:
     from sona.ab.repository import ExperimentRepository
@@ -99,17 +100,6 @@ class ABReport:
         for c, d in zip(self.comparisons, out["comparisons"], strict=True):
             d["significant"] = c.significant
         return json_safe(out)  # type: ignore[no-any-return]
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by None (strict JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def _looks(units: pd.DataFrame, outcomes: pd.DataFrame, n_looks: int

@@ -210,7 +210,7 @@ def write_leaderboard(result: ExperimentResult, results_dir: str | Path) -> dict
     out = Path(results_dir)
     files = {"md": out / f"{stem}.md", "json": out / f"{stem}.json"}
     io.write_text(files["md"], to_markdown(result))
-    io.write_json(files["json"], _json_safe(to_json(result)))
+    io.write_json(files["json"], io.json_safe(to_json(result)))
     if result.diversity_curve:
         from sona.plots import figure_png, plot_accuracy_vs_diversity
 
@@ -227,12 +227,3 @@ def _curve_stem(result: ExperimentResult) -> str:
     return f"{stem}-diversity"
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -250,7 +249,7 @@ def write_sweep(result: SweepResult, config: ExperimentConfig) -> dict[str, Path
                    for c in f"{config.name}-sweep-{result.model}")
     out = Path(config.results_dir)
     files = {"md": out / f"{stem}.md", "json": out / f"{stem}.json"}
-    io.write_json(files["json"], _json_safe(result.to_dict()))
+    io.write_json(files["json"], io.json_safe(result.to_dict()))
     io.write_text(files["md"], sweep_markdown(result))
     return files
 
@@ -284,14 +283,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _tracker(config: ExperimentConfig) -> Tracker | None:

@@ -66,6 +66,22 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None,
         return exc.code, json.loads(payload) if payload else None
 
 
+def call(method: str, url: str, body: Any = None, key: str | None = None
+         ) -> tuple[int, Any]:
+    """One JSON request with plain urllib; returns (status, parsed body)."""
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        return exc.code, json.loads(payload) if payload else None
+
+
 def get(url: str) -> tuple[int, Any]:
     """GET with plain urllib; returns (status, body: parsed JSON or text)."""
     try:

@@ -5,13 +5,10 @@ event stored (SQLite WAL, and PostgreSQL when a throwaway server can start)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serving_fixtures import Bundles, write_config
+from serving_fixtures import Bundles, call, write_config
 
 from sona.ab.repository import ExperimentRepository
 from sona.db import sqlite_url
@@ -28,22 +25,6 @@ from sona.serving.process import ServerProcess
 from sona.testing.postgres import PostgresServer, PostgresUnavailable, postgres_server
 
 pytestmark = pytest.mark.slow
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None
-         ) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
 
 
 @dataclass

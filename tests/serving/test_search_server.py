@@ -5,7 +5,6 @@ user-vector path), and every SPEC §3.8 route is called over HTTP."""
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serving_fixtures import FAST_EXPORT, MODEL_NAME, RunningServer, write_config
+from serving_fixtures import FAST_EXPORT, MODEL_NAME, RunningServer, call, write_config
 
 from sona.data.sources import MovieLens
 from sona.db import sqlite_url
@@ -43,22 +42,6 @@ RANKING = "/api/v1/admin/search/ranking"
 # popular ML-100K horror titles: Scream, Alien, Jaws, Psycho, The Shining, Young
 # Frankenstein, The Devil's Advocate, The Birds
 HORROR = [288, 183, 234, 185, 200, 208, 307, 443]
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None
-         ) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
 
 
 @pytest.fixture(scope="module")
