@@ -66,14 +66,15 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None,
         return exc.code, json.loads(payload) if payload else None
 
 
-def call(method: str, url: str, body: Any = None, key: str | None = None
+def call(method: str, url: str, body: Any = None, key: str | None = None, *,
+         raw: bytes | None = None, headers: dict[str, str] | None = None
          ) -> tuple[int, Any]:
     """One JSON request with plain urllib; returns (status, parsed body)."""
-    headers = {"content-type": "application/json"}
+    sent = {"content-type": "application/json", **(headers or {})}
     if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        sent["authorization"] = f"Bearer {key}"
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
             return resp.status, json.loads(resp.read())

@@ -5,34 +5,15 @@ into the catalog, and the low-quality report."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
-from serving_fixtures import RunningServer
+from serving_fixtures import RunningServer, call
 
 from sona.ingest.webhooks import sign
 
 CONTENT = "/api/v1/admin/catalog/content"
 SECRET = "0123456789abcdef-hulu"
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None, *,
-         raw: bytes | None = None, headers: dict[str, str] | None = None
-         ) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    sent = {"content-type": "application/json", **(headers or {})}
-    if key is not None:
-        sent["authorization"] = f"Bearer {key}"
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=sent)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
 
 
 def matrix(**kw: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ served list must be exactly ``Recommender.recommend`` of the same fitted model.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import bentoml
 import pytest
