@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from sona.data.interactions import Interactions
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_factor_export, probe_scores
 from sona.types import IndexArray
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,21 @@ class ALS(Recommender[ALSConfig]):
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = state["user_factors"]
         self.item_factors_ = state["item_factors"]
+
+    def export_scorer(self) -> ScorerExport:
+        """A ``factors`` graph ``U·Vᵀ``; serving folds new users in with this model's ALS step.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+
+        def reference(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+            return probe_scores(self, len(rows), user_factors_=rows)
+
+        return build_factor_export(reference, self.user_factors_, self.item_factors_,
+                                   alpha=self.config.alpha,
+                                   regularization=self.config.regularization)
 
 
 def confidence(matrix: sp.csr_matrix, alpha: float, *, binary: bool = True) -> sp.csr_matrix:

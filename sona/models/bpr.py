@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from sona.data.interactions import Interactions
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_factor_export, probe_scores
 from sona.types import IndexArray
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,24 @@ class BPR(Recommender[BPRConfig]):
         self.user_factors_ = state["user_factors"]
         self.item_factors_ = state["item_factors"]
         self.item_bias_ = state["item_bias"]
+
+    def export_scorer(self) -> ScorerExport:
+        """A ``factors`` graph ``U·Vᵀ + b`` with the learned item bias.
+
+        New users are folded in by serving's ALS-style ridge solve (``alpha`` 1, this
+        model's ``regularization`` as the ridge).
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+
+        def reference(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+            return probe_scores(self, len(rows), user_factors_=rows)
+
+        return build_factor_export(reference, self.user_factors_, self.item_factors_,
+                                   self.item_bias_, alpha=1.0,
+                                   regularization=self.config.regularization)
 
 
 def training_matrix(matrix: sp.csr_matrix, uniform_negatives: float) -> sp.csr_matrix:

@@ -35,6 +35,7 @@ from sona.data.interactions import Interactions
 from sona.errors import ConfigError, NotFittedError
 from sona.genres import GENRES, movielens_genres
 from sona.models.base import Recommender
+from sona.models.export import NotExportableError, ScorerExport
 from sona.models.ranker_features import load_user_side
 from sona.models.side import ItemSideData, resolve_side_data
 from sona.ranking.topk import topk
@@ -220,6 +221,17 @@ class ColdStart(Recommender[ColdStartConfig]):
         genres = self.item_genres_.astype(np.float64)
         overlap = genres[item_idx] @ genres.T
         return overlap + 1e-6 * self.popularity_[None, :]
+
+    def export_scorer(self) -> ScorerExport:
+        """Never: scores are looked up by demographic segment, not computed from a user input.
+
+        Raises:
+            NotExportableError: always; serve it through the pipeline model.
+        """
+        raise NotExportableError(
+            type(self), "ColdStart looks each user up in demographic segments with backoff "
+            f"over {list(self.config.attributes)} (a table lookup keyed by attribute codes, not "
+            "a function of a user vector); serve it through the pipeline model")
 
     def recommend_cold(self, profiles: list[ColdProfile], k: int = 20, *,
                        exclude: list[IdArray | list[Any]] | None = None) -> ColdRecommendations:

@@ -45,6 +45,12 @@ from sona.embeddings import (
 )
 from sona.errors import ConfigError
 from sona.models.base import Recommender
+from sona.models.export import (
+    NotExportableError,
+    ScorerExport,
+    build_factor_export,
+    probe_scores,
+)
 from sona.models.side import ItemSideData, resolve_side_data
 from sona.profile import ViewingEvent, preference_vector
 from sona.types import IndexArray
@@ -276,6 +282,30 @@ class ContentBased(Recommender[ContentConfig]):
     def _similar_items(self, item_idx: IndexArray) -> NDArray[np.float64]:
         vecs = self.item_vectors_
         return (vecs[item_idx] @ vecs.T).astype(np.float64)
+
+    def export_scorer(self) -> ScorerExport:
+        """``"profile"`` scoring: a ``factors`` graph, preference vectors times item vectors.
+
+        ``"seeds"`` scoring cannot be one graph: it searches a vector index per seed with
+        per-user exclusions. New users are folded in by serving's ALS-style ridge solve on
+        the item vectors (``alpha`` 1, ridge 0.1), not by :func:`sona.profile.preference_vector`.
+
+        Raises:
+            NotExportableError: ``scoring="seeds"``.
+            NotFittedError: before ``fit``.
+        """
+        if self.config.scoring != "profile":
+            raise NotExportableError(
+                type(self), f"ContentBased with scoring={self.config.scoring!r} sums "
+                f"nearest-neighbour searches (n_neighbors={self.config.n_neighbors}) over each "
+                "user's seed items with per-user exclusions, not one scorer graph; use "
+                "scoring='profile' or serve it through the pipeline model")
+        self._check_fitted()
+
+        def reference(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+            return probe_scores(self, len(rows), user_vectors_=rows)
+
+        return build_factor_export(reference, self.user_vectors_, self.item_vectors_)
 
     # --- persistence ---------------------------------------------------------------------
 

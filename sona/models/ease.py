@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from sona.data.interactions import Interactions
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_item_item_export
 from sona.types import IndexArray
 
 
@@ -62,3 +63,12 @@ class EASE(Recommender[EASEConfig]):
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.weights_ = state["weights"]
+
+    def export_scorer(self) -> ScorerExport:
+        """An ``item_item`` graph ``X·B`` over the user's interaction row.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+        return build_item_item_export(self, self.weights_, binary=self.config.binary)

@@ -50,6 +50,7 @@ from sona.data.ids import IdIndex
 from sona.data.interactions import Interactions
 from sona.errors import ConfigError
 from sona.models.base import Recommender
+from sona.models.export import NotExportableError, ScorerExport
 from sona.models.side import ItemSideData, resolve_side_data
 from sona.types import IdArray, IndexArray
 
@@ -363,6 +364,18 @@ class GraphWalk(Recommender[GraphWalkConfig]):
     def _similar_items(self, item_idx: IndexArray) -> NDArray[np.float64]:
         return self._walk_item_scores(np.asarray(item_idx, dtype=np.int64)
                                       + int(self.node_counts_[0]))
+
+    def export_scorer(self) -> ScorerExport:
+        """Never: scores come from a per-user random walk, not a fixed graph of a user input.
+
+        Raises:
+            NotExportableError: always; serve it through the pipeline model.
+        """
+        raise NotExportableError(
+            type(self), "GraphWalk scores each user by a personalised PageRank power "
+            "iteration over the user-item-genre-KG graph that stops per user at "
+            f"tol={self.config.tol} (a data-dependent loop, not one scorer graph); serve it "
+            "through the pipeline model")
 
     # --- persistence ---------------------------------------------------------------------
 

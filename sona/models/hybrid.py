@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from sona.data.interactions import Interactions
 from sona.errors import ConfigError
 from sona.models.base import Recommender
+from sona.models.export import NotExportableError, ScorerExport
 from sona.models.generators import (
     GeneratorSet,
     GeneratorSpec,
@@ -262,6 +263,18 @@ class Hybrid(Recommender[HybridConfig]):
         if self.config.mmr_vectors == "genres":
             return self.mmr_vectors_
         return sp.csr_matrix(self.seen_.T, dtype=np.float32)
+
+    def export_scorer(self) -> ScorerExport:
+        """Never: a hybrid is a query-time blend of several models, not one scorer graph.
+
+        Raises:
+            NotExportableError: always; export the generators or serve the pipeline model.
+        """
+        n_gen = len(self.active_) if self.is_fitted else len(self.config.generators)
+        raise NotExportableError(
+            type(self), f"Hybrid blends {n_gen} generators per user at query time (normalised "
+            "scores over a pooled candidate set); export its generators or serve it through "
+            "the pipeline model")
 
     # --- persistence ---------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from sona.data.interactions import Interactions
 from sona.errors import ConfigError
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_factor_export, probe_scores
 from sona.types import IndexArray
 
 log = logging.getLogger(__name__)
@@ -221,3 +222,19 @@ class LightGCN(Recommender[LightGCNConfig]):
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = state["user_factors"].astype(np.float32)
         self.item_factors_ = state["item_factors"].astype(np.float32)
+
+    def export_scorer(self) -> ScorerExport:
+        """A ``factors`` graph over the propagated (layer-mean) embeddings, ``U·Vᵀ``.
+
+        The saved factors already include the graph propagation, so serving needs no
+        adjacency; new users are folded in ALS-style (``alpha`` 1, ridge 0.1).
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+
+        def reference(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+            return probe_scores(self, len(rows), user_factors_=rows)
+
+        return build_factor_export(reference, self.user_factors_, self.item_factors_)

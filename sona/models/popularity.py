@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from sona.data.interactions import Interactions
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_popularity_export
 from sona.types import IndexArray
 
 
@@ -55,3 +56,12 @@ class Popularity(Recommender[PopularityConfig]):
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.item_scores_ = state["item_scores"]
+
+    def export_scorer(self) -> ScorerExport:
+        """A ``popularity`` graph: the item scores broadcast to every input row.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+        return build_popularity_export(self, self.item_scores_)

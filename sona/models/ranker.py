@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from sona.data.interactions import Catalog, Interactions
 from sona.errors import ConfigError
 from sona.models.base import Recommender
+from sona.models.export import NotExportableError, ScorerExport
 from sona.models.generators import (
     GeneratorSet,
     GeneratorSpec,
@@ -303,6 +304,18 @@ class Ranker(Recommender[RankerConfig]):
     def fit_metrics(self) -> dict[str, float]:
         """Gain importance of each feature (``importance.<feature>``), for tracking."""
         return {f"importance.{name}": value for name, value in self.importance.items()}
+
+    def export_scorer(self) -> ScorerExport:
+        """Never: the ranker re-ranks pooled generator candidates with a LightGBM booster.
+
+        Raises:
+            NotExportableError: always; :meth:`export_booster` converts the booster alone.
+        """
+        n_gen = len(self.config.generators)
+        raise NotExportableError(
+            type(self), f"Ranker pools candidates from {n_gen} generators and scores them "
+            "with a LightGBM booster over features assembled in numpy per request; export "
+            "the booster with Ranker.export_booster() and serve it through the pipeline model")
 
     # --- persistence ---------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from sona.data.interactions import Interactions
 from sona.errors import DataError
 from sona.models.base import Recommender
+from sona.models.export import ScorerExport, build_tower_export, probe_scores
 from sona.types import IdArray, IndexArray
 
 if TYPE_CHECKING:  # torch loads on first fit/load: `sona run` without a torch model stays fast
@@ -143,6 +144,25 @@ class TwoTower(Recommender[TwoTowerConfig]):
             {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
         self.train_loss_ = float(state["train_loss"])
         self._cache_vectors()
+
+    def export_scorer(self) -> ScorerExport:
+        """A ``towers`` graph: user embedding through ``user_proj``, then ``·Vᵀ + b``.
+
+        The input is the user embedding *before* the projection, so tier-2 LoRA adapters on
+        ``user_proj`` act on the served graph's user side.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check_fitted()
+        proj = self.network_.user_proj.weight.detach().numpy().astype(np.float32)
+        embeddings = self.network_.user_embedding.weight.detach().numpy()
+
+        def reference(rows: NDArray[np.float32]) -> NDArray[np.floating]:
+            return probe_scores(self, len(rows), user_vectors_=rows @ proj.T)
+
+        return build_tower_export(reference, embeddings, proj, self.item_vectors_,
+                                  self.item_bias_)
 
 
 # --- validation -------------------------------------------------------------------------

@@ -1,17 +1,15 @@
-"""Torch modules that define the exported ONNX graphs: scorers, content/LoRA, hybrid ranker.
+"""Torch modules of the serving-side ONNX graphs: content/LoRA scores and the hybrid ranker.
 
 Each module holds the learned item-side arrays as constants, so the serving process sends
-only the per-request inputs (a user representation, a preference vector, an adapter) and
-gets a whole ``(batch, n_items)`` score matrix back. They are the "torch eager" side of the
-ONNX parity tests and of ``sona bench onnx``.
+only the per-request inputs (a preference vector, an adapter, source scores) and gets a whole
+``(batch, n_items)`` result back. They are the "torch eager" side of the ONNX parity tests
+and of ``sona bench onnx``. The per-model scorer graphs (:class:`FactorScorer`,
+:class:`TowerScorer`, :class:`ItemItemScorer`, :class:`PopularityScorer`) live in
+:mod:`sona.models.onnx_graphs`, next to the models that declare them; they are re-exported
+here for callers that build a bundle's graphs from one module.
 
 Graphs and their inputs (batch ``B``, items ``n``, content dim ``D``, LoRA rank ``r``):
 
-- :class:`FactorScorer`: ``user_factors (B, f) -> scores (B, n) = U·Vᵀ + b`` (ALS, BPR).
-- :class:`TowerScorer`: ``user_embedding (B, f) -> (e·Wᵀ)·Vᵀ + b`` (two-tower: the user
-  tower runs in the graph, item tower outputs are constants).
-- :class:`ItemItemScorer`: ``user_items (B, n) -> scores (B, n) = X·W`` (EASE, ItemKNN).
-- :class:`PopularityScorer`: ``user_items (B, n) -> scores (B, n)`` (the same list for all).
 - :class:`ContentScorer`: ``preference (B, D), lora_b (B, D, r) -> content (B, n), lora (B, n)``
   with ``content = p·Xᵀ`` and ``lora = clamp(pᵀ·B·(s·A·Xᵀ), -1, 1)`` (the LoRA adapter is an
   input, so one graph serves every user).
@@ -26,78 +24,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-
-def _const(array: NDArray[np.floating]) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float32))
-
-
-class FactorScorer(torch.nn.Module):
-    """``U·Vᵀ + b``: matrix-factorisation scores for a batch of user factor rows."""
-
-    input_names = ("user_factors",)
-    item_factors_t: torch.Tensor
-    item_bias: torch.Tensor
-
-    def __init__(self, item_factors: NDArray[np.floating],
-                 item_bias: NDArray[np.floating] | None = None) -> None:
-        super().__init__()
-        self.register_buffer("item_factors_t", _const(item_factors).T.contiguous())
-        bias = np.zeros(len(item_factors), np.float32) if item_bias is None else item_bias
-        self.register_buffer("item_bias", _const(bias))
-
-    def forward(self, user_factors: torch.Tensor) -> torch.Tensor:
-        return user_factors @ self.item_factors_t + self.item_bias
-
-
-class TowerScorer(torch.nn.Module):
-    """Two-tower scores: the user tower's projection in the graph, item tower outputs fixed.
-
-    ``user_embedding (B, f) -> (e·Wᵀ)·Vᵀ + b`` with ``W`` the user tower's square projection
-    and ``V`` the item tower outputs (precomputed: items do not change per request).
-    """
-
-    input_names = ("user_embedding",)
-    user_proj_t: torch.Tensor
-    item_vectors_t: torch.Tensor
-    item_bias: torch.Tensor
-
-    def __init__(self, user_proj: NDArray[np.floating], item_vectors: NDArray[np.floating],
-                 item_bias: NDArray[np.floating]) -> None:
-        super().__init__()
-        self.register_buffer("user_proj_t", _const(user_proj).T.contiguous())
-        self.register_buffer("item_vectors_t", _const(item_vectors).T.contiguous())
-        self.register_buffer("item_bias", _const(item_bias))
-
-    def forward(self, user_embedding: torch.Tensor) -> torch.Tensor:
-        return (user_embedding @ self.user_proj_t) @ self.item_vectors_t + self.item_bias
-
-
-class ItemItemScorer(torch.nn.Module):
-    """``X·W``: item-item model scores for a batch of user interaction rows."""
-
-    input_names = ("user_items",)
-    weights: torch.Tensor
-
-    def __init__(self, weights: NDArray[np.floating]) -> None:
-        super().__init__()
-        self.register_buffer("weights", _const(weights))
-
-    def forward(self, user_items: torch.Tensor) -> torch.Tensor:
-        return user_items @ self.weights
-
-
-class PopularityScorer(torch.nn.Module):
-    """Item popularity broadcast to the batch (the input only sets the batch size)."""
-
-    input_names = ("user_items",)
-    item_scores: torch.Tensor
-
-    def __init__(self, item_scores: NDArray[np.floating]) -> None:
-        super().__init__()
-        self.register_buffer("item_scores", _const(item_scores))
-
-    def forward(self, user_items: torch.Tensor) -> torch.Tensor:
-        return user_items * 0.0 + self.item_scores
+from sona.models.onnx_graphs import (
+    FactorScorer,
+    ItemItemScorer,
+    PopularityScorer,
+    TowerScorer,
+    as_constant,
+)
 
 
 class ContentScorer(torch.nn.Module):
@@ -117,9 +50,10 @@ class ContentScorer(torch.nn.Module):
                  scaling: float) -> None:
         super().__init__()
         x = np.asarray(item_vectors, np.float64)
-        self.register_buffer("items_t", _const(x.T))
+        self.register_buffer("items_t", as_constant(x.T))
         # s·A·Xᵀ precomputed once: per request only pᵀ·B (r numbers) is left to compute
-        self.register_buffer("projected", _const(scaling * (np.asarray(base, np.float64) @ x.T)))
+        projected = scaling * (np.asarray(base, np.float64) @ x.T)
+        self.register_buffer("projected", as_constant(projected))
 
     def forward(self, preference: torch.Tensor,
                 lora_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
