@@ -55,8 +55,8 @@ def lora(
     from sona import io
     from sona.data.sources import load_ml100k
     from sona.experiments.lora_eval import LoraEvalConfig, run_lora_eval
+    from sona.lora.two_tier import AdapterTrainingConfig
     from sona.models.two_tower import TwoTowerConfig
-    from sona.personalization import AdapterTrainingConfig
 
     if segment_by not in _SEGMENTS:
         raise typer.BadParameter(f"--segment-by must be one of {', '.join(_SEGMENTS)}")

@@ -125,7 +125,7 @@ def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEv
         users: user table for segments (``user_id`` + demographics), or None.
         config: protocol settings.
         workdir: folder receiving the adapter stores (``adapters/``, ``adapters.db``).
-        adapter: :class:`~sona.personalization.AdapterTrainingConfig` (default settings
+        adapter: :class:`~sona.lora.two_tier.AdapterTrainingConfig` (default settings
             when None).
         base: a TwoTower already fitted on this protocol's base split (skips the fit).
 
@@ -133,8 +133,8 @@ def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEv
         ValueError: the window is smaller than the adapter's ``min_events``, or no user
             qualifies.
     """
-    from sona.lora_store import DirectoryAdapterStore
-    from sona.personalization import AdapterTrainingConfig, PersonalizedScorer
+    from sona.lora import DirectoryAdapterStore
+    from sona.lora.two_tier import AdapterTrainingConfig, PersonalizedScorer
 
     adapter_cfg = adapter if adapter is not None else AdapterTrainingConfig()
     if config.adapt_events < adapter_cfg.min_events:
@@ -232,7 +232,7 @@ def benchmark_storage(records: Mapping[Any, Any], workdir: Path,
         errors, and ``load_ms_p50/p95`` per backend (``AdapterStore.latest``, no cache).
     """
     from sona.db import sqlite_url
-    from sona.lora_store import AdapterStore, DirectoryAdapterStore
+    from sona.lora import AdapterStore, DirectoryAdapterStore
 
     backends = {"directory": DirectoryAdapterStore(workdir / "store-directory"),
                 "sql": AdapterStore(sqlite_url(workdir / "store.db"))}

@@ -10,7 +10,7 @@ Yi et al., "Sampling-Bias-Corrected Neural Modeling", RecSys 2019):
 
 ``user_proj`` and ``item_proj`` are square ``nn.Linear`` layers initialised to the identity,
 so the model starts as plain matrix factorisation; they exist so that tier-2 LoRA adapters
-(:mod:`sona.personalization`) have a small, user-side linear layer to adapt: a rank-``r``
+(:mod:`sona.lora.two_tier`) have a small, user-side linear layer to adapt: a rank-``r``
 adapter on ``user_proj`` holds ``2·r·n_factors`` numbers, whatever the number of users.
 
 Losses: ``"softmax"`` is the full multinomial likelihood over the catalogue per user

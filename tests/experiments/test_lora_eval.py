@@ -6,7 +6,7 @@ from sona.data.interactions import Interactions
 from sona.data.splits import leave_last_out
 from sona.experiments.lora_eval import LoraEvalConfig, run_lora_eval, segment_labels
 from sona.models.two_tower import TwoTowerConfig
-from sona.personalization import AdapterTrainingConfig
+from sona.lora.two_tier import AdapterTrainingConfig
 from sona.testing.fixtures import power_law_frame
 
 BASE = TwoTowerConfig(n_factors=8, n_epochs=15, learning_rate=0.05, user_reg=0.01,

@@ -15,7 +15,7 @@ plus ``l2·||Δu||²`` that keeps the adapted vector near the base one; the base
 item tower stay frozen and item vectors are computed once. Users unknown to the base model
 start from the mean base user embedding (an explicit cold-start input, not a silent default).
 
-Adapters are persisted through an :class:`~sona.lora_store.AdapterStore` (owner ``user_id``
+Adapters are persisted through an :class:`~sona.lora.AdapterStore` (owner ``user_id``
 or ``"segment:<name>"``) as peft state dicts plus the ``LoraConfig``; the directory backend
 writes folders ``PeftModel.from_pretrained`` can read.
 """
@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
 from sona.errors import DataError
-from sona.lora_store import AdapterRecord, AdapterStore
+from sona.lora.store import AdapterRecord, AdapterStore
 from sona.models._two_tower_net import TwoTowerNet, network_from_state
 from sona.models.two_tower import TwoTower
 from sona.ranking.topk import topk

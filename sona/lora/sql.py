@@ -1,4 +1,4 @@
-"""SQL backend of the LoRA adapter store (see :mod:`sona.lora_store`).
+"""SQL backend of the LoRA adapter store (see :mod:`sona.lora.store`).
 
 One row per version in ``lora_adapters``: the tensors' raw little-endian bytes concatenated
 in a BLOB (``size_bytes`` is its length: no container overhead) and their names and shapes
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import (
-    Engine,
     Float,
     Integer,
     LargeBinary,
@@ -32,14 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_colum
 
 from sona.db import make_engine
 from sona.errors import DataError
-from sona.lora_store import (
-    _SAVE_RETRIES,
-    USER_MATRIX,
-    AdapterBackend,
-    AdapterInfo,
-    AdapterStore,
-    _replace,
-)
+from sona.lora.backend import SAVE_RETRIES, USER_MATRIX, AdapterBackend, AdapterInfo, replace_info
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +82,13 @@ class SqlBackend(AdapterBackend):
         layout = json.dumps([[name, list(t.shape)] for name, t in tensors.items()])
         only = next(iter(tensors.values()))
         dim = int(only.shape[0]) if len(tensors) == 1 and USER_MATRIX in tensors else 0
-        for _ in range(_SAVE_RETRIES):
+        for _ in range(SAVE_RETRIES):
             try:
                 with Session(self.engine) as session, session.begin():
                     latest = session.scalar(select(func.max(_AdapterRow.version)).where(
                         _AdapterRow.user_id == info.user_id,
                         _AdapterRow.adapter_name == info.adapter_name))
-                    stored = _replace(info, version=int(latest or 0) + 1, size_bytes=len(blob))
+                    stored = replace_info(info, version=int(latest or 0) + 1, size_bytes=len(blob))
                     session.add(_AdapterRow(
                         user_id=stored.user_id, adapter_name=stored.adapter_name,
                         version=stored.version, weights=blob, dtype=stored.dtype, dim=dim,
@@ -163,24 +155,6 @@ class SqlBackend(AdapterBackend):
                 "mean_bytes": float(total) / n if n else 0.0}
 
 
-class SqlAdapterStore(AdapterStore):
-    """:class:`~sona.lora_store.AdapterStore` on a :class:`SqlBackend`.
-
-    Args:
-        url: SQLAlchemy URL.
-    """
-
-    backend: SqlBackend
-
-    def __init__(self, url: str) -> None:
-        super().__init__(SqlBackend(url))
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine."""
-        return self.backend.engine
-
-
 def _row_info(row: _AdapterRow) -> AdapterInfo:
     return AdapterInfo(
         user_id=row.user_id, adapter_name=row.adapter_name, version=row.version,
@@ -207,4 +181,4 @@ def _split_blob(row: _AdapterRow) -> dict[str, NDArray[Any]]:
 
 
 
-__all__ = ["SqlAdapterStore", "SqlBackend"]
+__all__ = ["SqlBackend"]

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from sona.db import sqlite_url
-from sona.lora_store import WEIGHTS_FILE, AdapterStore, DirectoryAdapterStore
-from sona.models.two_tower import TwoTower, TwoTowerConfig
-from sona.personalization import (
+from sona.lora import WEIGHTS_FILE, AdapterStore, DirectoryAdapterStore
+from sona.lora.two_tier import (
     SEGMENT_PREFIX,
     AdapterTrainingConfig,
     InsufficientEventsError,
     PersonalizedScorer,
 )
+from sona.models.two_tower import TwoTower, TwoTowerConfig
 from sona.testing.fixtures import random_interactions
 
 CFG = AdapterTrainingConfig(rank=4, alpha=8, n_steps=15, learning_rate=0.1)

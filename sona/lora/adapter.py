@@ -12,30 +12,18 @@ faster SPARC rate. The adapter's score of an item is
 ``clamp(dot(LoRA(content), preference_vector), -1, 1)``, which the hybrid ranker turns into
 a boost ``score *= 1 + lora_boost·lora_score``.
 
-:class:`AdapterStore` persists versioned per-user ``B`` matrices (SPEC §1 LoRAAdapterRecord);
-its directory and SQL backends live in :mod:`sona.lora_store` and :mod:`sona.lora_sql`
-(re-exported here).
+This module holds the adapter itself (config, base matrix, torch module, numpy scoring);
+training lives in :mod:`sona.lora.training`, storage in :mod:`sona.lora.store`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-
-from sona.errors import DataError
-from sona.lora_sql import SqlAdapterStore
-from sona.lora_store import (
-    USER_MATRIX,
-    AdapterInfo,
-    AdapterRecord,
-    AdapterStore,
-    DirectoryAdapterStore,
-)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +70,7 @@ def init_base_matrix(dim: int, config: LoRAConfig = LoRAConfig()) -> NDArray[np.
     return rng.normal(0.0, std, size=(config.rank, dim)).astype(np.float32)
 
 
-def _adapter_class() -> type:
+def lora_adapter_class() -> type:
     """Build :class:`LoRAAdapter` on first use: torch is imported only when training."""
     global _ADAPTER
     if _ADAPTER is not None:
@@ -97,6 +85,8 @@ def _adapter_class() -> type:
             user: ``B``, shape ``(D, rank)``; zeros when None.
             scaling: ``alpha / rank``.
         """
+
+        a: torch.Tensor  # the registered buffer A; declared so its type is a tensor
 
         def __init__(self, base: NDArray[np.float32], user: NDArray[np.float32] | None,
                      scaling: float) -> None:
@@ -129,74 +119,8 @@ def __getattr__(name: str) -> Any:
     # PEP 562: ``from sona.lora import LoRAAdapter`` works, yet serving imports this module
     # (config, store, numpy scores) without paying for torch
     if name == "LoRAAdapter":
-        return _adapter_class()
+        return lora_adapter_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class TrainResult:
-    """Outcome of :func:`train_adapter`."""
-
-    user_matrix: NDArray[np.float32]  # the trained B, (D, rank)
-    losses: tuple[float, ...]  # mean BCE per epoch
-    iterations: int  # SGD steps taken
-    events_used: int
-    duration_ms: float
-
-
-def train_adapter(
-    base: NDArray[np.float32],
-    user: NDArray[np.float32] | None,
-    content: NDArray[np.float32],
-    labels: NDArray[np.float64],
-    preference: NDArray[np.float32],
-    *,
-    interaction_count: int,
-    config: LoRAConfig = LoRAConfig(),
-) -> TrainResult:
-    """SGD on ``B`` only over (content, label) pairs, one step per pair (SPEC §2.2).
-
-    Args:
-        base: shared ``A`` ``(rank, D)``.
-        user: current ``B`` ``(D, rank)`` or None (zeros).
-        content: content vector per event, ``(n, D)``.
-        labels: engagement label per event in [0, 1], ``(n,)``.
-        preference: the user's preference vector ``(D,)``.
-        interaction_count: the user's total events (selects the cold learning rate).
-
-    Raises:
-        DataError: fewer than ``config.min_events`` pairs, or mismatched shapes.
-    """
-    n = len(content)
-    if n < config.min_events:
-        raise DataError(f"LoRA training needs >= {config.min_events} events, got {n}")
-    if len(labels) != n or content.ndim != 2 or content.shape[1] != base.shape[1]:
-        raise DataError(f"content {content.shape} / labels {np.shape(labels)} do not match "
-                        f"the base matrix {base.shape}")
-    import torch
-
-    start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    adapter = _adapter_class()(base, user, config.scaling)
-    lr = config.cold_lr if interaction_count < config.cold_interactions else config.lr
-    opt = torch.optim.SGD([adapter.b], lr=lr)
-    x = torch.as_tensor(np.asarray(content, np.float32))
-    y = torch.as_tensor(np.clip(np.asarray(labels, np.float32), 0.0, 1.0))
-    pref = torch.as_tensor(np.asarray(preference, np.float32))
-    losses = []
-    for _ in range(config.epochs):
-        total = 0.0
-        for i in range(n):
-            opt.zero_grad()
-            pred = torch.sigmoid(adapter(x[i:i + 1]) @ pref).clamp(config.eps, 1 - config.eps)
-            loss = torch.nn.functional.binary_cross_entropy(pred, y[i:i + 1])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total / n)
-    b = adapter.b.detach().numpy().astype(np.float32)
-    return TrainResult(b, tuple(losses), config.epochs * n, n,
-                       (time.perf_counter() - start) * 1000.0)
 
 
 def lora_scores(base: NDArray[np.float32], user: NDArray[np.float32], items: NDArray[np.float32],
@@ -207,8 +131,4 @@ def lora_scores(base: NDArray[np.float32], user: NDArray[np.float32], items: NDA
         np.float32)
 
 
-__all__ = [
-    "USER_MATRIX", "AdapterInfo", "AdapterRecord", "AdapterStore", "DirectoryAdapterStore",
-    "SqlAdapterStore", "LoRAConfig", "TrainResult",
-    "init_base_matrix", "lora_scores", "train_adapter",
-]
+__all__ = ["LoRAConfig", "init_base_matrix", "lora_adapter_class", "lora_scores"]
