@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,9 @@ from sona.models.side import ItemSideData, resolve_side_data
 from sona.ranking.blend import Normalization, blend_scores, normalize_scores, pool_candidates
 from sona.ranking.context import Context
 from sona.types import IdArray, IndexArray, Recommendations
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +319,36 @@ class Ranker(Recommender[RankerConfig]):
             type(self), f"Ranker pools candidates from {n_gen} generators and scores them "
             "with a LightGBM booster over features assembled in numpy per request; export "
             "the booster with Ranker.export_booster() and serve it through the pipeline model")
+
+    def export_booster(self, *, opset: int = 15) -> onnx.ModelProto:
+        """The LightGBM booster as an ONNX graph ``features (N, F) float32 -> scores (N, 1)``.
+
+        Converted by ``onnxmltools.convert_lightgbm``; the input columns are
+        :attr:`feature_names_` in order (the categorical ``occupation`` code included), the
+        output is the booster's raw LambdaRank score, as ``booster_.predict`` returns it.
+        Feature assembly stays in numpy (:mod:`sona.models.ranker_features`). Thresholds
+        compare in float32 in ONNX: parity with the float64 booster holds to ~1e-7 except
+        for inputs that fall between a threshold and its float32 rounding.
+
+        Args:
+            opset: ONNX opset of the default domain (onnxmltools 1.16 supports up to 15).
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        self._check_fitted()
+        n_features = len(self.feature_names_)
+        graph = convert_lightgbm(self.booster_, name="ranker_booster",
+                                 initial_types=[("features", FloatTensorType([None, n_features]))],
+                                 target_opset=opset, zipmap=False)
+        (output,) = graph.graph.output
+        for node in graph.graph.node:  # the converter names its output "variable"
+            node.output[:] = ["scores" if name == output.name else name for name in node.output]
+        output.name = "scores"
+        return graph
 
     # --- persistence ---------------------------------------------------------------------
 
