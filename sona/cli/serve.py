@@ -51,39 +51,55 @@ def _export_config(content: str, exporter: str) -> ExportConfig:
     return from_dict(ExportConfig, {"content": {"source": content}, "exporter": exporter})
 
 
-@app.command("promote")
+_PROMOTE_HELP = (
+    "Export the best exportable run of EXPERIMENT, then move the champion alias to it.\n\n"
+    "Runs are tried best first by --metric. The chosen run is registered as a new version "
+    "and its ONNX bundle is published to models/<name>/<version>/; only then do the champion "
+    "alias (the old champion becomes previous), the version tags and the audit row move. "
+    "A run whose model cannot be exported (e.g. hybrid, ranker, graph walk) is skipped for "
+    "the next one.\n\n"
+    "If the export fails, the alias stays where it was, the version is tagged "
+    "export_status=failed and the command prints one error line and exits 2."
+)
+
+
+@app.command("promote", help=_PROMOTE_HELP)
 def promote_command(
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name")],
     metric: Annotated[str, typer.Option("--metric", help="run metric to rank by")] = "ndcg_at_10",
     minimize: Annotated[bool, typer.Option("--minimize", help="lower is better")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="why (audit log)")] = None,
-    export: Annotated[bool, typer.Option("--export/--no-export",
-                                         help="export the new champion's ONNX bundle")] = True,
+    export: Annotated[bool, typer.Option(
+        "--export/--no-export",
+        help="publish the ONNX bundle before moving the alias; --no-export moves the alias "
+             "at once and servers answer 503 until `sona export` writes the bundle")] = True,
     name: NameOpt = None, config: ConfigOpt = None, content: ContentOpt = "text",
     exporter: ExporterOpt = "dynamo", data_dir: DataDirOpt = Path("datasets"),
     catalog: CatalogOpt = None,
 ) -> None:
-    """Register the best run of EXPERIMENT and move the champion alias to it."""
+    """Export the best exportable run of EXPERIMENT, then move the champion alias to it."""
     from sona.db import sqlite_url
     from sona.experiments.tracking import Tracker
     from sona.serving.audit import AuditLog
-    from sona.serving.promotion import export_version, load_export_data, promote_best
+    from sona.serving.promotion import ExportTarget, load_export_data, promote_best
 
     cfg = _serving(config)
     model_name = name or cfg.model_name
     tracker = Tracker(cfg.tracking)
     audit = AuditLog(sqlite_url(cfg.database))
+    # data first: a missing dataset must fail before anything is registered
+    target = (ExportTarget(Path(cfg.models_dir), load_export_data(data_dir, catalog=catalog),
+                           _export_config(content, exporter)) if export else None)
     done = promote_best(tracker, experiment, metric, model_name, maximize=not minimize,
-                        reason=reason, audit=audit)
-    console = Console()
+                        reason=reason, audit=audit, export=target)
+    console = Console(soft_wrap=True)  # paths and reasons stay one line each
+    for skip in done.skipped:
+        console.print(skip.describe(), markup=False)
+    if done.bundle is not None:
+        console.print(f"exported {done.name} v{done.version} to {done.bundle}", markup=False)
     console.print(f"champion: {done.name} v{done.version} (run {done.run_name or done.run_id}, "
                   f"{done.metric}={done.value:.4f})"
-                  + (f"; previous: v{done.previous}" if done.previous else ""))
-    if export:
-        result = export_version(tracker, model_name, done.version, cfg.models_dir,
-                                load_export_data(data_dir, catalog=catalog),
-                                _export_config(content, exporter))
-        console.print(f"exported to {result.path}")
+                  + (f"; previous: v{done.previous}" if done.previous else ""), markup=False)
 
 
 @app.command("export")
