@@ -25,6 +25,7 @@ from sona.models.lightgcn import LightGCN
 from sona.models.popularity import Popularity
 from sona.models.ranker import Ranker
 from sona.models.two_tower import TwoTower
+from sona.pipeline.pipeline import Pipeline
 
 #: model name (as written in experiment YAML) -> Recommender subclass
 MODELS: dict[str, type[Recommender[Any]]] = {
@@ -40,6 +41,7 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "hybrid": Hybrid,
     "ranker": Ranker,
     "cold_start": ColdStart,
+    "pipeline": Pipeline,
 }
 
 

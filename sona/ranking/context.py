@@ -17,6 +17,11 @@ SPEC rules, with popularity ``pop`` = item events / the most popular item's even
 - mood: SPEC's mood table mapped onto the canonical genres by :mod:`sona.genres`
   (labels with no canonical genre, e.g. "lifestyle", "classic", are dropped);
   ``score = 0.5·pop + 0.5·matched / requested``.
+- time of day without an hour (a served request names only its window): the item's best
+  hour inside the window stands for ``hourly[h]``; a weekday alone scores
+  ``min(1, 0.6·pop + 0.4·weekday[d])`` for items watched on that day.
+- viewing with (kids, partner, friends, ...): :data:`VIEWING_WITH_LABELS` genres, scored like
+  a mood: ``0.5·pop + 0.5·matched / requested``.
 - every rule requires ``pop > min_popularity`` (SPEC: 0.3); an item's context score is the
   best score over the rules that apply to it (SPEC: candidates deduped by id), else 0.
 
@@ -65,6 +70,14 @@ MOOD_LABELS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_MOOD_LABELS: tuple[str, ...] = ("drama", "comedy")
 
+#: who the viewer watches with -> genre labels (SPEC §1 ``viewing_with``); labels not listed
+#: (e.g. "alone") add no rule
+VIEWING_WITH_LABELS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("kids", "children", "child", "family"), ("family", "animation", "comedy")),
+    **dict.fromkeys(("partner", "spouse", "date", "couple"), ("romance", "comedy", "drama")),
+    **dict.fromkeys(("friends", "group", "party"), ("comedy", "action", "horror")),
+}
+
 
 def mood_genres(mood: str) -> list[str]:
     """Canonical genres of a mood (SPEC table; unknown moods get the default drama, comedy)."""
@@ -79,11 +92,17 @@ def time_window(hour: int) -> str:
     return next(name for name, (lo, hi) in TIME_WINDOWS.items() if lo <= hour < hi)
 
 
+def viewing_with_genres(companions: tuple[str, ...] | list[str]) -> list[str]:
+    """Canonical genres for the people watching along (unknown labels add none)."""
+    labels = [g for c in companions for g in VIEWING_WITH_LABELS.get(c.strip().lower(), ())]
+    return list(dict.fromkeys(map_genres(labels)))
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """One request's context (every field optional)."""
+    """One request's context (every field optional); offline and served requests alike."""
 
-    # local hour of the request, 0-23
+    # local hour of the request, 0-23 (takes precedence over time_of_day)
     hour: int | None = None
     # day of the week, 0 = Monday ... 6 = Sunday
     weekday: int | None = None
@@ -91,6 +110,16 @@ class Context:
     device: Device | None = None
     # free-text mood (SPEC table keys, e.g. "happy", "scared")
     mood: str | None = None
+    # SPEC time-of-day window (morning, afternoon, evening, night) when no hour is known
+    time_of_day: str | None = None
+    # who watches along (e.g. "kids", "partner", "friends")
+    viewing_with: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no field is set (no context rule applies)."""
+        return (self.hour is None and self.weekday is None and self.device is None
+                and not self.mood and self.time_of_day is None and not self.viewing_with)
 
 
 @dataclass(frozen=True)
@@ -196,15 +225,28 @@ def context_scores(stats: ContextStats, context: Context, *,
     """
     pop = stats.popularity
     rules: list[NDArray[np.float64]] = []
+    if context.weekday is not None and not 0 <= context.weekday <= 6:
+        raise ValueError(f"weekday must be in 0..6, got {context.weekday}")
+    window: tuple[int, int] | None = None
     if context.hour is not None:
-        lo, hi = TIME_WINDOWS[time_window(context.hour)]
-        in_window = stats.hourly[:, lo:hi].max(axis=1) > 0
-        temporal = stats.hourly[:, context.hour]
+        window = TIME_WINDOWS[time_window(context.hour)]
+        temporal: NDArray[np.float64] | None = stats.hourly[:, context.hour]
+    elif context.time_of_day is not None:
+        if context.time_of_day not in TIME_WINDOWS:
+            raise ValueError(f"unknown time_of_day {context.time_of_day!r}; expected one of "
+                             f"{', '.join(TIME_WINDOWS)}")
+        window = TIME_WINDOWS[context.time_of_day]
+        temporal = stats.hourly[:, window[0]:window[1]].max(axis=1)
+    else:
+        temporal = None
+    if window is not None and temporal is not None:
+        in_window = stats.hourly[:, window[0]:window[1]].max(axis=1) > 0
         if context.weekday is not None:
-            if not 0 <= context.weekday <= 6:
-                raise ValueError(f"weekday must be in 0..6, got {context.weekday}")
             temporal = 0.6 * temporal + 0.4 * stats.weekday[:, context.weekday]
         rules.append(np.where(in_window, np.minimum(1.0, 0.6 * pop + 0.4 * temporal), np.nan))
+    elif context.weekday is not None:
+        day = stats.weekday[:, context.weekday]
+        rules.append(np.where(day > 0, np.minimum(1.0, 0.6 * pop + 0.4 * day), np.nan))
     if context.device is not None:
         dev = device_scores(stats.runtime, context.device)
         rules.append(np.minimum(1.0, 0.5 * pop + 0.5 * dev))
@@ -214,6 +256,13 @@ def context_scores(stats: ContextStats, context: Context, *,
         matched = stats.genres[:, cols].sum(axis=1) if cols else np.zeros(len(pop))
         score = 0.5 * pop + 0.5 * matched / max(len(cols), 1)
         rules.append(np.where(matched > 0, score, np.nan))
+    if context.viewing_with:
+        wanted = viewing_with_genres(context.viewing_with)
+        if wanted:
+            cols = [GENRES.index(g) for g in wanted]
+            matched = stats.genres[:, cols].sum(axis=1)
+            score = 0.5 * pop + 0.5 * matched / len(cols)
+            rules.append(np.where(matched > 0, score, np.nan))
     if not rules:
         return np.zeros(len(pop))
     stacked = np.vstack(rules)
@@ -265,5 +314,6 @@ def context_rerank(
 
 
 __all__ = ["DEFAULT_MOOD_LABELS", "MOOD_LABELS", "TIME_WINDOWS", "Context",
-           "ContextStats", "Device", "context_rerank", "context_scores", "device_scores",
-           "event_hour_weekday", "mood_genres", "time_window"]
+           "ContextStats", "Device", "VIEWING_WITH_LABELS", "context_rerank", "context_scores", "device_scores",
+           "event_hour_weekday", "mood_genres", "time_window",
+           "viewing_with_genres"]

@@ -1,0 +1,17 @@
+"""The served recommender, built from components and evaluated like any model (STYLE §11).
+
+:class:`Pipeline` combines candidate sources (collaborative, content + LoRA, graph,
+context), a validation-fitted blend, cold start and MMR. ``sona run`` scores it (model
+``pipeline``), ``sona promote`` exports it, and the service ranks with the same object.
+"""
+
+from sona.pipeline.features import ContentConfig, ItemFeatures, content_vectors
+from sona.pipeline.pipeline import Contexts, Pipeline, PipelineConfig, Ranked
+from sona.pipeline.sources import LABELS, SOURCES, ContentScorer, ContentSource, ModelSource
+from sona.pipeline.state import UserState, preference
+
+__all__ = [
+    "LABELS", "SOURCES", "ContentConfig", "ContentScorer", "ContentSource", "Contexts",
+    "ItemFeatures", "ModelSource", "Pipeline", "PipelineConfig", "Ranked", "UserState",
+    "content_vectors", "preference",
+]

@@ -1,0 +1,201 @@
+"""Item features the pipeline's sources share: content vectors, popularity, context stats.
+
+Everything here depends on items (and the training log for popularity and time patterns),
+never on one request, so it is computed once in :meth:`Pipeline.fit` and saved with the
+pipeline. The service loads the same arrays: there is no second feature builder.
+
+Content vectors (SPEC §2.4) come from the catalog: MiniLM sentence embeddings of the title,
+genres and KG facts (``source="text"``, the bundled encoder, cached on disk), TF-IDF + SVD
+(``"tfidf"``) or genre indicators (``"genres"``). Without a catalog (synthetic data),
+``"interactions"`` takes the leading singular vectors of the item-user training matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from sona.data.ids import IdIndex
+from sona.data.interactions import Catalog, Interactions
+from sona.genres import GENRES
+from sona.ranking.context import ContextStats
+
+log = logging.getLogger(__name__)
+
+ContentSource = Literal["text", "tfidf", "genres", "interactions"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentConfig:
+    """Where item content vectors come from."""
+
+    # "text": MiniLM sentence embeddings; "tfidf": TF-IDF + SVD; "genres": genre indicators;
+    # "interactions": SVD of the item-user training matrix (no catalog needed)
+    source: ContentSource = "text"
+    # sentence-transformers model for source="text" (the bundled MiniLM by default)
+    encoder_model: str = "all-MiniLM-L6-v2"
+    # embedding cache folder for source="text" (None = no disk cache)
+    cache_dir: str | None = "datasets/cache/embeddings"
+    # SVD dimensions for source="tfidf" and "interactions"
+    n_components: int = 64
+
+
+def unit_rows(matrix: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
+    m = np.asarray(matrix, np.float64)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0).astype(np.float32)
+
+
+def _aligned(catalog: Catalog, items: IdIndex) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(catalog rows, item indices) of the catalog items the model knows."""
+    idx = items.numbers(catalog.frame["item_id"].to_numpy(), missing="negative")
+    rows = np.flatnonzero(idx >= 0)
+    return rows, idx[rows]
+
+
+def content_vectors(
+    items: IdIndex,
+    config: ContentConfig = ContentConfig(),
+    *,
+    catalog: Catalog | None = None,
+    matrix: sp.csr_matrix | None = None,
+    kg: pd.DataFrame | None = None,
+    links: pd.DataFrame | None = None,
+) -> tuple[NDArray[np.float32], dict[str, Any]]:
+    """L2-normalised content vectors aligned to ``items`` and a description of the encoder.
+
+    Items missing from the catalog get a zero vector (they never match on content).
+
+    Args:
+        items: the item index the vectors align to.
+        config: the source of the vectors.
+        catalog: item metadata (every source but "interactions").
+        matrix: users x items training matrix (source "interactions").
+        kg, links: knowledge-graph facts for the text encoder; optional.
+
+    Returns:
+        ``(vectors (len(items), D) float32, {"source", "model", "version", "dim", "missing"})``.
+
+    Raises:
+        ValueError: the source needs a catalog (or matrix) that was not given.
+    """
+    if config.source == "interactions":
+        if matrix is None:
+            raise ValueError("content source 'interactions' needs the training matrix")
+        dense = (sp.csr_matrix(matrix).T > 0).astype(np.float64).toarray()
+        u, s, _ = np.linalg.svd(dense, full_matrices=False)
+        dim = min(config.n_components, len(s))
+        vecs = u[:, :dim] * s[:dim]
+        # the sign of a singular vector is arbitrary: fix it so refits agree exactly
+        signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(dim)])
+        out = unit_rows(vecs * np.where(signs == 0, 1.0, signs))
+        return out, {"source": "interactions", "model": "item-user-svd", "version": str(dim),
+                     "dim": int(out.shape[1]), "missing": 0}
+    if catalog is None:
+        raise ValueError(f"content source {config.source!r} needs a catalog; use "
+                         "source 'interactions' for data without one")
+    rows, idx = _aligned(catalog, items)
+    info: dict[str, Any]
+    if config.source == "genres":
+        genres, vocab = catalog.genre_matrix(items)
+        out = unit_rows(genres.toarray())
+        info = {"source": "genres", "model": "genre-indicators", "version": ",".join(vocab)}
+    else:
+        from sona.embeddings import (
+            EncoderConfig,
+            TextEncoder,
+            TfidfConfig,
+            TfidfEncoder,
+            catalog_texts,
+        )
+
+        texts = catalog_texts(catalog, kg, links)
+        encoder: Any
+        if config.source == "text":
+            encoder = TextEncoder(EncoderConfig(model=config.encoder_model,
+                                                cache_dir=config.cache_dir, show_progress=False))
+        else:
+            encoder = TfidfEncoder(TfidfConfig(n_components=config.n_components))
+            encoder.fit(texts)
+        encoded = encoder.encode([texts[r] for r in rows])
+        out = np.zeros((len(items), encoded.shape[1]), np.float32)
+        out[idx] = unit_rows(encoded)
+        info = {"source": config.source, "model": encoder.model_name,
+                "version": encoder.model_version}
+    missing = int(len(items) - len(idx))
+    if missing:
+        log.warning("%d of %d items are not in the catalog: zero content vectors", missing,
+                    len(items))
+    info.update({"dim": int(out.shape[1]), "missing": missing})
+    return out, info
+
+
+@dataclass(frozen=True, eq=False)
+class ItemFeatures:
+    """Per-item arrays every source reads, aligned to the pipeline's item index.
+
+    Attributes:
+        vectors: ``(n_items, D)`` unit content vectors (zeros: no content).
+        popularity: ``(n_items,)`` distinct training users per item.
+        context: hour/weekday patterns, runtime, canonical genres, relative popularity.
+        lora_base: ``(r, D)`` shared LoRA ``A`` matrix.
+        lora_scaling: LoRA ``alpha / r``.
+    """
+
+    vectors: NDArray[np.float32]
+    popularity: NDArray[np.float32]
+    context: ContextStats
+    lora_base: NDArray[np.float32]
+    lora_scaling: float
+
+    @property
+    def n_items(self) -> int:
+        """Number of items."""
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Content vector dimension D."""
+        return int(self.vectors.shape[1])
+
+    @property
+    def lora_rank(self) -> int:
+        """LoRA rank r."""
+        return int(self.lora_base.shape[0])
+
+    @property
+    def genres(self) -> NDArray[np.bool_]:
+        """``(n_items, len(GENRES))`` canonical genre indicators."""
+        return self.context.genres
+
+    def item_genres(self, item_idx: int) -> list[str]:
+        """Canonical genre names of one item."""
+        return [GENRES[c] for c in np.flatnonzero(self.context.genres[item_idx])]
+
+    def state(self) -> dict[str, NDArray[Any]]:
+        """Arrays to save (keys prefixed ``features__``)."""
+        c = self.context
+        return {"features__vectors": self.vectors, "features__popularity": self.popularity,
+                "features__ctx_popularity": c.popularity, "features__ctx_hourly": c.hourly,
+                "features__ctx_weekday": c.weekday, "features__ctx_runtime": c.runtime,
+                "features__ctx_genres": c.genres, "features__lora_base": self.lora_base,
+                "features__lora_scaling": np.asarray([self.lora_scaling])}
+
+    @classmethod
+    def restore(cls, state: dict[str, NDArray[Any]]) -> ItemFeatures:
+        """Rebuild from :meth:`state` output."""
+        s = {k[len("features__"):]: v for k, v in state.items() if k.startswith("features__")}
+        ctx = ContextStats(s["ctx_popularity"], s["ctx_hourly"], s["ctx_weekday"],
+                           s["ctx_runtime"], s["ctx_genres"].astype(bool))
+        return cls(s["vectors"].astype(np.float32), s["popularity"].astype(np.float32), ctx,
+                   s["lora_base"].astype(np.float32), float(s["lora_scaling"][0]))
+
+
+__all__ = ["ContentConfig", "ContentSource", "ItemFeatures", "content_vectors", "unit_rows"]

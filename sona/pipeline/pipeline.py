@@ -1,0 +1,524 @@
+"""The served recommender: sources, blend, LoRA, context, cold start and MMR as one model.
+
+:class:`Pipeline` is a :class:`~sona.models.base.Recommender` like any other: ``sona run``
+fits and scores it (model ``pipeline``), ``sona promote`` exports it, and the service
+loads the exported pipeline and calls :meth:`Pipeline.rank` with the states it keeps
+(profiles, events, adapters). The only difference online is that the graphs (scorers,
+content + LoRA) run in ONNX Runtime instead of Python (:meth:`use_graphs`), checked for
+parity at export. lenskit's rule: the pipeline you evaluate is the pipeline you deploy.
+
+Sources (SPEC §2.7): ``collaborative`` (a registered model, ALS by default),
+``graph_based`` (LightGCN by default), ``content_based`` (preference vector · content
+vectors) and ``context`` (SPEC §2.6 rules over hour, weekday, time of day, device, mood,
+viewing_with). Weights and the MMR λ are chosen on a validation split carved from the
+training data when the config leaves them unset (:mod:`sona.pipeline.tuning`); the test
+split is never looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from sona.data.interactions import Interactions
+from sona.errors import ConfigError
+from sona.lora.adapter import LoRAConfig, init_base_matrix
+from sona.models.base import Recommender
+from sona.models.generators import GeneratorSet, GeneratorSpec
+from sona.models.side import ItemSideData, resolve_side_data
+from sona.pipeline.features import ContentConfig, ItemFeatures, content_vectors
+from sona.pipeline.ranking import Blend, blend, cold_start, pad_rows, rank_pool, watched_matrix
+from sona.pipeline.sources import SOURCES, ContentSource, Graph, ModelSource
+from sona.pipeline.state import UserState, preference
+from sona.profile import ViewingEvent
+from sona.ranking.context import Context, ContextStats, context_scores
+from sona.types import IdArray, IndexArray, Recommendations
+
+log = logging.getLogger(__name__)
+
+Contexts = Context | Sequence[Context | None] | None
+
+
+def default_graph_source() -> GeneratorSpec:
+    """LightGCN with the zoo's tuned settings (the graph-based source)."""
+    return GeneratorSpec("graph_based", "lightgcn", {"epochs": 30, "lr": 0.015, "l2": 0.001})
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """The served recommender's settings: the ``recommendation`` block that is evaluated,
+    exported and served (defaults: the SPEC's four sources, weights and MMR λ fitted)."""
+
+    # collaborative source: a registered model that declares its ONNX scorer
+    collaborative: GeneratorSpec = field(
+        default_factory=lambda: GeneratorSpec("collaborative", "als"))
+    # graph source (None: no graph source)
+    graph: GeneratorSpec | None = field(default_factory=default_graph_source)
+    # item content vectors (content source, LoRA and MMR similarity)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    # blend weight per source (collaborative, content_based, graph_based, context), renormalised
+    # over the sources that apply to a user; None: chosen on validation
+    weights: dict[str, float] | None = None
+    # MMR relevance weight λ in [0, 1] (1 = no re-ranking); None: chosen on validation as the
+    # most diverse value of mmr_grid whose validation nDCG is within mmr_tolerance of λ = 1
+    mmr_lambda: float | None = None
+    # λ values tried on validation
+    mmr_grid: list[float] = field(default_factory=lambda: [1.0, 0.98, 0.95, 0.9, 0.85, 0.8,
+                                                           0.7])
+    # validation nDCG a more diverse λ may give up
+    mmr_tolerance: float = 0.002
+    # validation nDCG that giving weight to every source may give up: after the best weights
+    # are found, each source left at 0 takes the largest share (of blend_shares) that keeps
+    # the blend within this of the best
+    blend_tolerance: float = 0.002
+    # shares tried per source left at 0, largest first
+    blend_shares: list[float] = field(default_factory=lambda: [0.2, 0.15, 0.1, 0.05])
+    # MMR re-ranks the best mmr_pool_factor x k items of the blend
+    mmr_pool_factor: int = 5
+    # LoRA multiplier: score · (1 + lora_boost · lora) for users with an adapter (SPEC: 0.3)
+    lora_boost: float = 0.3
+    # adapter shape; the shared base matrix A is drawn from lora.seed
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    # users with at most this many watches get the cold-start list (SPEC §2.8: 5)
+    cold_start_max_events: int = 5
+    # validation split carved from the training data: kept share per user and seed
+    validation_ratio: float = 0.75
+    validation_seed: int = 7
+    # cut-off of the validation nDCG the weights and λ maximise
+    fit_k: int = 10
+    # resolution of the fitted weights
+    weight_step: float = 0.05
+    # dataset whose catalog gives content vectors, genres and runtimes (None: no catalog;
+    # content.source must then be "interactions")
+    side_source: Literal["ml-100k"] | None = "ml-100k"
+    # folder of fetched datasets for side_source
+    data_dir: str = "datasets"
+
+
+@dataclass(frozen=True, eq=False)
+class Ranked:
+    """Ranked lists of a batch with what produced them (item indices, ``(B, k)``).
+
+    Attributes:
+        idx: item indices, ``PAD_IDX`` padded.
+        scores: list scores (MMR gains when re-ranked, else the blend), NaN padded.
+        relevance: the boosted blend score of each listed item (cold start: confidence).
+        contributions: ``(B, S, k)`` weight x normalised score of each source.
+        lora: ``(B, k)`` LoRA term of each listed item.
+        strategy: per user "personalized", "cold_start_genres" or "cold_start_trending".
+        based_on: per user the cold-start reason ("" for personalised lists).
+        sources: source names of the contributions' second axis.
+    """
+
+    idx: IndexArray
+    scores: NDArray[np.float64]
+    relevance: NDArray[np.float64]
+    contributions: NDArray[np.float64]
+    lora: NDArray[np.float32]
+    strategy: list[str]
+    based_on: list[str]
+    sources: tuple[str, ...]
+
+
+class Pipeline(Recommender[PipelineConfig]):
+    """SPEC §2.7's hybrid recommender, evaluated offline and served online as one object.
+
+    Args:
+        config: settings.
+        side: item side data (catalog, KG); default: the dataset named by ``side_source``.
+    """
+
+    config_class = PipelineConfig
+
+    features_: ItemFeatures
+    models_: GeneratorSet
+    #: (4,) weight per SOURCES entry
+    weights_: NDArray[np.float64]
+    #: [λ] of MMR (1 = off)
+    mmr_lambda_: NDArray[np.float64]
+    #: what validation chose: nDCG of the blend, each source and each λ (NaN: not tuned)
+    validation_: NDArray[np.float64]
+
+    def __init__(self, config: PipelineConfig | None = None, *,
+                 side: ItemSideData | None = None) -> None:
+        super().__init__(config)
+        self.side = side
+        self._graphs: dict[str, Graph] = {}
+
+    # --- fitting -----------------------------------------------------------------------
+
+    def _check_config(self) -> None:
+        c = self.config
+        if c.weights is not None:
+            unknown = sorted(set(c.weights) - set(SOURCES))
+            if unknown:
+                raise ConfigError(f"pipeline.weights: unknown source(s) {unknown}; sources are "
+                                  f"{', '.join(SOURCES)}")
+            if any(w < 0 for w in c.weights.values()) or sum(c.weights.values()) <= 0:
+                raise ConfigError(f"pipeline.weights must be >= 0 with a positive sum, got "
+                                  f"{c.weights}")
+            if c.graph is None and c.weights.get("graph_based", 0.0) > 0:
+                raise ConfigError("pipeline.weights.graph_based > 0 but pipeline.graph is null")
+        if c.mmr_lambda is not None and not 0.0 <= c.mmr_lambda <= 1.0:
+            raise ConfigError(f"pipeline.mmr_lambda must be in [0, 1], got {c.mmr_lambda}")
+        if not c.mmr_grid or any(not 0.0 <= x <= 1.0 for x in c.mmr_grid):
+            raise ConfigError(f"pipeline.mmr_grid must list values in [0, 1], got {c.mmr_grid}")
+        if c.mmr_pool_factor < 1 or c.fit_k < 1:
+            raise ConfigError("pipeline.mmr_pool_factor and pipeline.fit_k must be >= 1")
+        if c.lora_boost < 0:
+            raise ConfigError(f"pipeline.lora_boost must be >= 0, got {c.lora_boost}")
+        if not 0.0 < c.validation_ratio < 1.0:
+            raise ConfigError(f"pipeline.validation_ratio must be in (0, 1), got "
+                              f"{c.validation_ratio}")
+        if c.side_source is None and self.side is None and c.content.source != "interactions":
+            raise ConfigError("pipeline: without side data (side_source: null) the content "
+                              "source must be 'interactions'")
+
+    def _specs(self) -> list[GeneratorSpec]:
+        c = self.config
+        specs = [GeneratorSpec("collaborative", c.collaborative.model, c.collaborative.params)]
+        if c.graph is not None:
+            specs.append(GeneratorSpec("graph_based", c.graph.model, c.graph.params))
+        return specs
+
+    def _side(self) -> ItemSideData | None:
+        c = self.config
+        return resolve_side_data(self.side, c.side_source, c.data_dir, model="pipeline",
+                                 required=c.content.source != "interactions")
+
+    def build_features(self, data: Interactions,
+                       vectors: NDArray[np.float32] | None = None) -> ItemFeatures:
+        """Item features for ``data`` (content vectors computed unless given)."""
+        c = self.config
+        side = self._side()
+        matrix = data.matrix("weight")
+        if vectors is None:
+            vectors, info = content_vectors(
+                data.items, c.content, catalog=side.catalog if side is not None else None,
+                matrix=matrix, kg=side.kg if side is not None else None,
+                links=side.links if side is not None else None)
+            log.info("content vectors: %s", info)
+        popularity = np.asarray((matrix > 0).sum(axis=0), np.float32).ravel()
+        stats = ContextStats.from_interactions(data, side.catalog if side is not None else None)
+        base = init_base_matrix(vectors.shape[1], c.lora)
+        return ItemFeatures(np.asarray(vectors, np.float32), popularity, stats, base,
+                            float(c.lora.scaling))
+
+    def _fit(self, matrix: sp.csr_matrix, data: Interactions) -> None:
+        from sona.pipeline.tuning import tune
+
+        self._check_config()
+        c = self.config
+        features = self.build_features(data)
+        weights = np.array([(c.weights or {}).get(s, 0.0) for s in SOURCES], np.float64)
+        lam = 1.0 if c.mmr_lambda is None else float(c.mmr_lambda)
+        validation = np.full(len(SOURCES) + 1 + len(c.mmr_grid), np.nan)
+        if c.weights is None or c.mmr_lambda is None:
+            weights, lam, validation = tune(self, data, features)
+        self.features_ = features
+        self.weights_ = weights
+        self.mmr_lambda_ = np.asarray([lam], np.float64)
+        self.validation_ = validation
+        self.models_ = GeneratorSet(self._specs()).fit(data)
+        self._graphs = {}
+        log.info("pipeline weights %s, MMR λ %.2f",
+                 dict(zip(SOURCES, np.round(weights, 3).tolist(), strict=True)), lam)
+
+    # --- fitted parts ------------------------------------------------------------------
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Blend weight of each source (before per-user renormalisation)."""
+        self._check_fitted()
+        return {s: float(w) for s, w in zip(SOURCES, self.weights_, strict=True)}
+
+    @property
+    def mmr_lambda(self) -> float:
+        """The MMR λ in use (1: no re-ranking)."""
+        self._check_fitted()
+        return float(self.mmr_lambda_[0])
+
+    def model_sources(self) -> list[ModelSource]:
+        """The collaborative (and graph) sources, in blend order."""
+        self._check_fitted()
+        cached = getattr(self, "_model_sources", None)
+        if cached is None or cached[0] is not self.models_:
+            built = [ModelSource(spec.name, model) for spec, model in
+                     zip(self.models_.specs, self.models_.models, strict=True)]
+            self._model_sources = (self.models_, built)
+            return built
+        return list(cached[1])
+
+    def content_source(self) -> ContentSource:
+        """The content + LoRA source."""
+        self._check_fitted()
+        return ContentSource(self.features_)
+
+    def reference_graphs(self) -> dict[str, Graph]:
+        """Every graph's Python reference, by name (``content`` and one per model source)."""
+        graphs = {m.name: m.reference_graph() for m in self.model_sources()}
+        graphs["content"] = self.content_source().reference_graph()
+        return graphs
+
+    def use_graphs(self, graphs: Mapping[str, Graph]) -> None:
+        """Run these graphs instead of the Python references (the service's ONNX sessions).
+
+        Raises:
+            ConfigError: a graph name the pipeline does not have.
+        """
+        known = {m.name for m in self.model_sources()} | {"content"}
+        unknown = sorted(set(graphs) - known)
+        if unknown:
+            raise ConfigError(f"pipeline has no graph(s) {unknown}; it has {sorted(known)}")
+        self._graphs = dict(graphs)
+
+    def _graph(self, name: str) -> Graph:
+        if name in self._graphs:
+            return self._graphs[name]
+        if name == "content":
+            return self.content_source().reference_graph()
+        return next(m for m in self.model_sources() if m.name == name).reference_graph()
+
+    # --- user states -------------------------------------------------------------------
+
+    def history(self, user_idx: int) -> NDArray[np.int64]:
+        """Training items of a known user (empty for -1)."""
+        if user_idx < 0:
+            return np.empty(0, np.int64)
+        seen = self.seen_
+        return seen.indices[seen.indptr[user_idx]:seen.indptr[user_idx + 1]].astype(np.int64)
+
+    def state(self, user_id: Any, *, events: Sequence[ViewingEvent] = (),
+              lora_b: NDArray[np.float32] | None = None, adapter_version: int | None = None,
+              signup_genres: Sequence[str] = (), now: float | None = None) -> UserState:
+        """The state of one user, known to the pipeline or not, with stored events.
+
+        Events on items the pipeline does not know count towards the watch count only.
+        """
+        self._check_fitted()
+        user_idx = int(self.users_.numbers([user_id], missing="negative")[0])
+        history = self.history(user_idx)
+        event_idx = self.items_.numbers([e.content_id for e in events], missing="negative") \
+            if events else np.empty(0, np.int64)
+        pref = preference(history, events, event_idx, self.features_.vectors,
+                          now=time.time() if now is None else now) if len(history) or \
+            len(event_idx) else np.zeros(self.features_.dim, np.float32)
+        known = np.asarray(event_idx[event_idx >= 0], np.int64)
+        watched = np.union1d(history, known) if len(known) else history
+        return UserState(str(user_id), user_idx, watched.astype(np.int64), known,
+                         len(history) + len(events), pref, lora_b, adapter_version,
+                         tuple(signup_genres))
+
+    def states(self, user_ids: IdArray | list[Any]) -> list[UserState]:
+        """States of users the pipeline was trained on, from training data alone.
+
+        Raises:
+            UnknownIdError: an id the pipeline was not trained with.
+        """
+        self._check_fitted()
+        return self._states_idx(self.users_.numbers(user_ids))
+
+    def _states_idx(self, user_idx: IndexArray) -> list[UserState]:
+        vectors = self.features_.vectors
+        out = []
+        for u in np.asarray(user_idx, np.int64):
+            history = self.history(int(u))
+            pref = preference(history, (), np.empty(0, np.int64), vectors, now=0.0)
+            out.append(UserState(str(self.users_.id(int(u))), int(u), history,
+                                 np.empty(0, np.int64), len(history), pref))
+        return out
+
+    # --- ranking -----------------------------------------------------------------------
+
+    def context_rows(self, contexts: Contexts, n: int) -> tuple[NDArray[np.float64],
+                                                                NDArray[np.bool_]]:
+        """Context scores ``(B, n_items)`` and which users have a context rule that applies."""
+        n_items = self.features_.n_items
+        if contexts is None or isinstance(contexts, Context):
+            rows: list[Context | None] = [contexts] * n
+        else:
+            rows = list(contexts)
+            if len(rows) != n:
+                raise ValueError(f"{len(rows)} contexts for {n} users")
+        out = np.zeros((n, n_items))
+        applies = np.zeros(n, bool)
+        cache: dict[Context, NDArray[np.float64]] = {}
+        for i, ctx in enumerate(rows):
+            if ctx is None or ctx.is_empty:
+                continue
+            if ctx not in cache:
+                cache[ctx] = context_scores(self.features_.context, ctx)
+            out[i] = cache[ctx]
+            applies[i] = bool(np.any(out[i] > 0))
+        return out, applies
+
+    def blend_states(self, states: Sequence[UserState], contexts: Contexts = None,
+                     weights: NDArray[np.float64] | None = None) -> Blend:
+        """Every source's scores for ``states``, blended (no exclusions, no MMR)."""
+        self._check_fitted()
+        w = self.weights_ if weights is None else weights
+        raw: dict[str, NDArray[np.floating]] = {}
+        applies: dict[str, NDArray[np.bool_]] = {}
+        for source in self.model_sources():
+            raw[source.name], applies[source.name] = source.scores(states,
+                                                                   self._graph(source.name))
+        content, lora, applies["content_based"], has_lora = self.content_source().scores(
+            states, self._graph("content"))
+        raw["content_based"] = content
+        raw["context"], applies["context"] = self.context_rows(contexts, len(states))
+        n_items = self.features_.n_items
+        for s in SOURCES:  # a source the config leaves out (no graph model) never applies
+            raw.setdefault(s, np.zeros((len(states), n_items), np.float32))
+            applies.setdefault(s, np.zeros(len(states), bool))
+        return blend([raw[s] for s in SOURCES], [applies[s] for s in SOURCES], list(w),
+                     SOURCES, watched_matrix(states, n_items), lora=lora, has_lora=has_lora,
+                     lora_boost=self.config.lora_boost)
+
+    def rank(self, states: Sequence[UserState], k: int = 10, *, contexts: Contexts = None,
+             exclude_watched: bool = True, candidates: IndexArray | None = None,
+             exclude_items: IndexArray | None = None, mmr_lambda: float | None = None,
+             weights: NDArray[np.float64] | None = None) -> Ranked:
+        """Ranked lists for a batch of user states: what ``recommend`` and the service return.
+
+        Args:
+            states: the users (:meth:`state`, :meth:`states`).
+            k: list length.
+            contexts: one request context for all users, or one per user.
+            exclude_watched: drop watched items (training + stored events).
+            candidates: item indices to rank among; exclude_items: never return these.
+            mmr_lambda: override of the fitted λ (a request's diversity setting).
+            weights: override of the fitted weights (validation tuning).
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        lam = self.mmr_lambda if mmr_lambda is None else float(mmr_lambda)
+        n, n_items = len(states), self.features_.n_items
+        cold = [s.is_cold(self.config.cold_start_max_events) for s in states]
+        warm = [i for i in range(n) if not cold[i]]
+        idx = np.full((n, k), -1, np.int64)
+        scores = np.full((n, k), np.nan)
+        relevance = np.full((n, k), np.nan)
+        contrib = np.zeros((n, len(SOURCES), k))
+        lora = np.zeros((n, k), np.float32)
+        strategy = ["personalized"] * n
+        based_on = [""] * n
+        if warm:
+            ctx = contexts if contexts is None or isinstance(contexts, Context) else \
+                [list(contexts)[i] for i in warm]
+            wstates = [states[i] for i in warm]
+            mixed = self.blend_states(wstates, ctx, weights)
+            exclude = watched_matrix(wstates, n_items) if exclude_watched else None
+            pool = max(k * self.config.mmr_pool_factor, k) if lam < 1.0 else k
+            top, top_scores = rank_pool(mixed.scores, k, pool=pool, exclude=exclude,
+                                        candidates=candidates, exclude_items=exclude_items,
+                                        vectors=self.features_.vectors, mmr_lambda=lam)
+            rows = np.asarray(warm)
+            valid = top >= 0
+            safe = np.where(valid, top, 0)
+            idx[rows], scores[rows] = top, top_scores
+            relevance[rows] = np.where(valid, np.take_along_axis(mixed.scores, safe, 1), np.nan)
+            norm = np.nan_to_num(np.take_along_axis(
+                mixed.normalized, np.broadcast_to(safe[:, None, :], (len(warm), len(SOURCES),
+                                                                     k)), 2))
+            contrib[rows] = np.where(valid[:, None, :], norm * mixed.weights[:, :, None], 0.0)
+            lora[rows] = np.where(valid, np.take_along_axis(mixed.lora, safe, 1), 0.0)
+        for i in (i for i in range(n) if cold[i]):
+            picked, conf, strategy[i], based_on[i] = cold_start(
+                states[i], self.features_.popularity, self.features_.genres, k,
+                exclude_watched=exclude_watched)
+            if candidates is not None:
+                keep = np.isin(picked, candidates)
+                picked, conf = picked[keep], conf[keep]
+            if exclude_items is not None:
+                keep = ~np.isin(picked, exclude_items)
+                picked, conf = picked[keep], conf[keep]
+            row_idx, row_sc = pad_rows([picked], [conf], k)
+            idx[i], scores[i], relevance[i] = row_idx[0], row_sc[0], row_sc[0]
+        return Ranked(idx, scores, relevance, contrib, lora, strategy, based_on, SOURCES)
+
+    def recommend(
+        self,
+        user_ids: IdArray | list[Any],
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: IdArray | list[Any] | None = None,
+        exclude: IdArray | list[Any] | None = None,
+        context: Contexts = None,
+    ) -> Recommendations:
+        """Top-``k`` items per user, exactly as the service ranks them for these users.
+
+        Args:
+            user_ids, k, exclude_seen, candidates, exclude: see
+                :meth:`Recommender.recommend`.
+            context: one request context for every user, or one per user.
+        """
+        self._check_fitted()
+        if candidates is not None and exclude is not None:
+            raise ValueError("pass either candidates or exclude, not both")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        states = self.states(user_ids)
+        cand = None if candidates is None else self.items_.numbers(candidates)
+        excl = None if exclude is None else self.items_.numbers(exclude)
+        ranked = self.rank(states, k, contexts=context, exclude_watched=exclude_seen,
+                           candidates=cand, exclude_items=excl)
+        return Recommendations(self.items_.ids(ranked.idx), ranked.scores)
+
+    def _score_users(self, user_idx: IndexArray) -> NDArray[np.float64]:
+        states = self._states_idx(user_idx)
+        scores = self.blend_states(states).scores
+        for i, s in enumerate(states):  # cold users rank by popularity (SPEC §2.8)
+            if s.is_cold(self.config.cold_start_max_events):
+                pop = self.features_.popularity.astype(np.float64)
+                scores[i] = pop / pop.max() if pop.max() > 0 else pop
+        return scores
+
+    def _similar_items(self, item_idx: IndexArray) -> NDArray[np.floating]:
+        return self.models_.models[0]._similar_items(item_idx)
+
+    def fit_metrics(self) -> dict[str, float]:
+        """What fitting chose, for tracking: weights, λ, validation nDCG per source and λ."""
+        self._check_fitted()
+        out: dict[str, float] = {f"weight.{s}": w for s, w in self.weights.items()}
+        out["mmr_lambda"] = self.mmr_lambda
+        v = self.validation_
+        if not np.isnan(v[0]):
+            k = self.config.fit_k
+            out[f"validation_ndcg_at_{k}.blend"] = float(v[0])
+            for s, value in zip(SOURCES, v[1:1 + len(SOURCES)], strict=True):
+                out[f"validation_ndcg_at_{k}.{s}"] = float(value)
+            for lam, value in zip(self.config.mmr_grid, v[1 + len(SOURCES):], strict=True):
+                out[f"validation_ndcg_at_{k}.mmr_{lam:g}"] = float(value)
+        return out
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def _state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = dict(self.models_.state())
+        state.update(self.features_.state())
+        state.update({"weights": self.weights_, "mmr_lambda": self.mmr_lambda_,
+                      "validation": self.validation_})
+        return state
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        self.features_ = ItemFeatures.restore(state)
+        self.weights_ = np.asarray(state["weights"], np.float64)
+        self.mmr_lambda_ = np.asarray(state["mmr_lambda"], np.float64)
+        self.validation_ = np.asarray(state["validation"], np.float64)
+        specs = self._specs()
+        self.models_ = GeneratorSet.restore(specs, state, list(range(len(specs))),
+                                            users=self.users_, items=self.items_,
+                                            seen=self.seen_)
+        self._graphs = {}
+
+
+__all__ = ["Contexts", "Pipeline", "PipelineConfig", "Ranked", "default_graph_source"]
