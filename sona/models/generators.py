@@ -95,6 +95,15 @@ class GeneratorSet:
         self.models: list[Recommender[Any]] = [build_model(s.model, s.params)
                                                for s in self.specs]
 
+    @classmethod
+    def wrap(cls, specs: list[GeneratorSpec], models: list[Recommender[Any]]) -> GeneratorSet:
+        """A set over models fitted elsewhere (each built from its spec, same config)."""
+        out = cls(specs)
+        if len(models) != len(specs):
+            raise ValueError(f"{len(models)} models for {len(specs)} specs")
+        out.models = list(models)
+        return out
+
     @property
     def names(self) -> list[str]:
         """Generator names, in order."""

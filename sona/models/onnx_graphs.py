@@ -5,7 +5,7 @@ only the per-request input (a user representation) and gets a whole ``(batch, n_
 score matrix back. They are the "torch eager" side of the ONNX parity tests and of
 ``sona bench onnx``. They live next to the models because each model says which graph it
 exports (STYLE.md §11) and models never import :mod:`sona.serving`; the serving-only graphs
-(content/LoRA, hybrid ranker) stay in :mod:`sona.serving.graphs`.
+(content + LoRA) is :class:`sona.pipeline.sources.ContentScorer`.
 
 Graphs and their inputs (batch ``B``, items ``n``):
 

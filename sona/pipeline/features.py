@@ -12,6 +12,7 @@ genres and KG facts (``source="text"``, the bundled encoder, cached on disk), TF
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +23,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from sona.data.ids import IdIndex
-from sona.data.interactions import Catalog, Interactions
+from sona.data.interactions import Catalog
 from sona.genres import GENRES
 from sona.ranking.context import ContextStats
 
@@ -147,6 +148,7 @@ class ItemFeatures:
         context: hour/weekday patterns, runtime, canonical genres, relative popularity.
         lora_base: ``(r, D)`` shared LoRA ``A`` matrix.
         lora_scaling: LoRA ``alpha / r``.
+        content_info: the encoder behind ``vectors`` (source, model, version, dim, missing).
     """
 
     vectors: NDArray[np.float32]
@@ -154,6 +156,7 @@ class ItemFeatures:
     context: ContextStats
     lora_base: NDArray[np.float32]
     lora_scaling: float
+    content_info: dict[str, Any]
 
     @property
     def n_items(self) -> int:
@@ -186,7 +189,8 @@ class ItemFeatures:
                 "features__ctx_popularity": c.popularity, "features__ctx_hourly": c.hourly,
                 "features__ctx_weekday": c.weekday, "features__ctx_runtime": c.runtime,
                 "features__ctx_genres": c.genres, "features__lora_base": self.lora_base,
-                "features__lora_scaling": np.asarray([self.lora_scaling])}
+                "features__lora_scaling": np.asarray([self.lora_scaling]),
+                "features__content_info": np.asarray([json.dumps(self.content_info)])}
 
     @classmethod
     def restore(cls, state: dict[str, NDArray[Any]]) -> ItemFeatures:
@@ -195,7 +199,8 @@ class ItemFeatures:
         ctx = ContextStats(s["ctx_popularity"], s["ctx_hourly"], s["ctx_weekday"],
                            s["ctx_runtime"], s["ctx_genres"].astype(bool))
         return cls(s["vectors"].astype(np.float32), s["popularity"].astype(np.float32), ctx,
-                   s["lora_base"].astype(np.float32), float(s["lora_scaling"][0]))
+                   s["lora_base"].astype(np.float32), float(s["lora_scaling"][0]),
+                   dict(json.loads(str(s["content_info"][0]))))
 
 
 __all__ = ["ContentConfig", "ContentSource", "ItemFeatures", "content_vectors", "unit_rows"]

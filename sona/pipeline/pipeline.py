@@ -3,9 +3,10 @@
 :class:`Pipeline` is a :class:`~sona.models.base.Recommender` like any other: ``sona run``
 fits and scores it (model ``pipeline``), ``sona promote`` exports it, and the service
 loads the exported pipeline and calls :meth:`Pipeline.rank` with the states it keeps
-(profiles, events, adapters). The only difference online is that the graphs (scorers,
-content + LoRA) run in ONNX Runtime instead of Python (:meth:`use_graphs`), checked for
-parity at export. lenskit's rule: the pipeline you evaluate is the pipeline you deploy.
+(profiles, events, adapters). Its graphs (scorers, content + LoRA) are exported to ONNX
+when it is fitted and run in ONNX Runtime in both places (:mod:`sona.pipeline.graphs`), so
+the served lists are the evaluated ones item for item. lenskit's rule: the pipeline you
+evaluate is the pipeline you deploy.
 
 Sources (SPEC §2.7): ``collaborative`` (a registered model, ALS by default),
 ``graph_based`` (LightGCN by default), ``content_based`` (preference vector · content
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,9 +32,11 @@ from sona.data.interactions import Interactions
 from sona.errors import ConfigError
 from sona.lora.adapter import LoRAConfig, init_base_matrix
 from sona.models.base import Recommender
+from sona.models.export import NotExportableError, ScorerExport
 from sona.models.generators import GeneratorSet, GeneratorSpec
 from sona.models.side import ItemSideData, resolve_side_data
 from sona.pipeline.features import ContentConfig, ItemFeatures, content_vectors
+from sona.pipeline.graphs import GraphSession, OnnxConfig, graph_bytes
 from sona.pipeline.ranking import Blend, blend, cold_start, pad_rows, rank_pool, watched_matrix
 from sona.pipeline.sources import SOURCES, ContentSource, Graph, ModelSource
 from sona.pipeline.state import UserState, preference
@@ -86,6 +89,8 @@ class PipelineConfig:
     lora_boost: float = 0.3
     # adapter shape; the shared base matrix A is drawn from lora.seed
     lora: LoRAConfig = field(default_factory=LoRAConfig)
+    # how the graphs (scorers, content + LoRA) are exported; sona run evaluates with them
+    onnx: OnnxConfig = field(default_factory=OnnxConfig)
     # users with at most this many watches get the cold-start list (SPEC §2.8: 5)
     cold_start_max_events: int = 5
     # validation split carved from the training data: kept share per user and seed
@@ -145,12 +150,16 @@ class Pipeline(Recommender[PipelineConfig]):
     mmr_lambda_: NDArray[np.float64]
     #: what validation chose: nDCG of the blend, each source and each λ (NaN: not tuned)
     validation_: NDArray[np.float64]
+    #: ONNX bytes of every graph, by name (model sources and "content")
+    graphs_: dict[str, NDArray[np.uint8]]
 
     def __init__(self, config: PipelineConfig | None = None, *,
                  side: ItemSideData | None = None) -> None:
         super().__init__(config)
         self.side = side
-        self._graphs: dict[str, Graph] = {}
+        self._sessions: dict[str, Graph] = {}
+        self._onnx_threads = 1
+        self._reference_only = False
 
     # --- fitting -----------------------------------------------------------------------
 
@@ -194,22 +203,24 @@ class Pipeline(Recommender[PipelineConfig]):
                                  required=c.content.source != "interactions")
 
     def build_features(self, data: Interactions,
-                       vectors: NDArray[np.float32] | None = None) -> ItemFeatures:
-        """Item features for ``data`` (content vectors computed unless given)."""
+                       vectors: tuple[NDArray[np.float32], dict[str, Any]] | None = None,
+                       ) -> ItemFeatures:
+        """Item features for ``data`` (content vectors and their description computed unless
+        given)."""
         c = self.config
         side = self._side()
         matrix = data.matrix("weight")
         if vectors is None:
-            vectors, info = content_vectors(
+            vectors = content_vectors(
                 data.items, c.content, catalog=side.catalog if side is not None else None,
                 matrix=matrix, kg=side.kg if side is not None else None,
                 links=side.links if side is not None else None)
-            log.info("content vectors: %s", info)
+            log.info("content vectors: %s", vectors[1])
         popularity = np.asarray((matrix > 0).sum(axis=0), np.float32).ravel()
         stats = ContextStats.from_interactions(data, side.catalog if side is not None else None)
-        base = init_base_matrix(vectors.shape[1], c.lora)
-        return ItemFeatures(np.asarray(vectors, np.float32), popularity, stats, base,
-                            float(c.lora.scaling))
+        base = init_base_matrix(vectors[0].shape[1], c.lora)
+        return ItemFeatures(np.asarray(vectors[0], np.float32), popularity, stats, base,
+                            float(c.lora.scaling), dict(vectors[1]))
 
     def _fit(self, matrix: sp.csr_matrix, data: Interactions) -> None:
         from sona.pipeline.tuning import tune
@@ -227,11 +238,83 @@ class Pipeline(Recommender[PipelineConfig]):
         self.mmr_lambda_ = np.asarray([lam], np.float64)
         self.validation_ = validation
         self.models_ = GeneratorSet(self._specs()).fit(data)
-        self._graphs = {}
+        self._sessions = {}
+        self.graphs_ = self.compile_graphs(c.onnx)
         log.info("pipeline weights %s, MMR λ %.2f",
                  dict(zip(SOURCES, np.round(weights, 3).tolist(), strict=True)), lam)
 
+    @classmethod
+    def around(cls, model: Recommender[Any], data: Interactions, *,
+               side: ItemSideData | None = None, content: ContentConfig | None = None,
+               lora: LoRAConfig | None = None, onnx: OnnxConfig | None = None) -> Pipeline:
+        """A fitted model served as the pipeline's only ranking source.
+
+        Weights ``{collaborative: 1}`` and no MMR, so the pipeline's lists are the model's own
+        for every user above the cold-start threshold (colder users get SPEC §2.8's
+        cold-start list); content vectors, cold start, LoRA and context
+        still back the profile, cold-start and score endpoints. This is how a champion that
+        is a plain model (ALS, EASE, ...) is served. Its scores run in ONNX Runtime, so they
+        match the model's own within the export's parity tolerance (and lists up to ties).
+
+        Args:
+            model: a fitted model that declares its ONNX scorer.
+            data: the interactions it was fitted on (same user and item index).
+            side: catalog and KG for content vectors and genres; None needs
+                ``content.source="interactions"``.
+            content, lora: content vector source and adapter shape.
+            onnx: how its graphs are exported.
+
+        Raises:
+            NotExportableError: the model cannot be a scorer graph.
+            DataError: ``data`` is not what the model was fitted on.
+        """
+        from sona.config import to_dict
+        from sona.errors import DataError
+        from sona.models.export import scorer_export
+        from sona.models.registry import MODELS
+
+        model._check_fitted()
+        scorer_export(model)  # fail first, with the model's own reason
+        if data.users != model.users_ or data.items != model.items_:
+            raise DataError(f"the interactions given are not those {type(model).__name__} was "
+                            "fitted on (user or item index differs)", path=data.source)
+        name = next(key for key, klass in MODELS.items() if klass is type(model))
+        spec = GeneratorSpec("collaborative", name, to_dict(model.config))
+        content = content or ContentConfig(source="interactions" if side is None else "text")
+        config = PipelineConfig(collaborative=spec, graph=None, content=content,
+                                weights={"collaborative": 1.0}, mmr_lambda=1.0,
+                                lora=lora or LoRAConfig(), onnx=onnx or OnnxConfig(),
+                                side_source=None)
+        pipeline = cls(config, side=side)
+        pipeline._check_config()
+        pipeline.features_ = pipeline.build_features(data)
+        pipeline.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
+        pipeline.mmr_lambda_ = np.ones(1)
+        pipeline.validation_ = np.full(len(SOURCES) + 1 + len(config.mmr_grid), np.nan)
+        pipeline.models_ = GeneratorSet.wrap([spec], [model])
+        pipeline.users_, pipeline.items_, pipeline.seen_ = model.users_, model.items_, \
+            model.seen_
+        pipeline.graphs_ = pipeline.compile_graphs(config.onnx)
+        return pipeline
+
+    def export_scorer(self) -> ScorerExport:
+        """Never one graph: a pipeline exports as a bundle of graphs plus its own arrays.
+
+        Raises:
+            NotExportableError: always; :func:`sona.serving.export_onnx.export_model` exports
+                each source's scorer graph and the content graph with the pipeline directory.
+        """
+        raise NotExportableError(
+            type(self), "a pipeline runs several graphs (one scorer per model source and the "
+            "content + LoRA graph) around its own blend; export it with "
+            "sona.serving.export_onnx.export_model, which writes the graphs and the pipeline")
+
     # --- fitted parts ------------------------------------------------------------------
+
+    def _check_parts(self) -> None:
+        # during _fit the sources exist before the base class records the id indexes
+        if not hasattr(self, "models_") or not hasattr(self, "features_"):
+            self._check_fitted()
 
     @property
     def weights(self) -> dict[str, float]:
@@ -247,7 +330,7 @@ class Pipeline(Recommender[PipelineConfig]):
 
     def model_sources(self) -> list[ModelSource]:
         """The collaborative (and graph) sources, in blend order."""
-        self._check_fitted()
+        self._check_parts()
         cached = getattr(self, "_model_sources", None)
         if cached is None or cached[0] is not self.models_:
             built = [ModelSource(spec.name, model) for spec, model in
@@ -258,7 +341,7 @@ class Pipeline(Recommender[PipelineConfig]):
 
     def content_source(self) -> ContentSource:
         """The content + LoRA source."""
-        self._check_fitted()
+        self._check_parts()
         return ContentSource(self.features_)
 
     def reference_graphs(self) -> dict[str, Graph]:
@@ -267,24 +350,45 @@ class Pipeline(Recommender[PipelineConfig]):
         graphs["content"] = self.content_source().reference_graph()
         return graphs
 
-    def use_graphs(self, graphs: Mapping[str, Graph]) -> None:
-        """Run these graphs instead of the Python references (the service's ONNX sessions).
+    def compile_graphs(self, config: OnnxConfig) -> dict[str, NDArray[np.uint8]]:
+        """Export every graph to ONNX bytes (scorers as the models declare them, content)."""
+        import torch
 
-        Raises:
-            ConfigError: a graph name the pipeline does not have.
-        """
-        known = {m.name for m in self.model_sources()} | {"content"}
-        unknown = sorted(set(graphs) - known)
-        if unknown:
-            raise ConfigError(f"pipeline has no graph(s) {unknown}; it has {sorted(known)}")
-        self._graphs = dict(graphs)
+        out = {}
+        batch = {0: "batch"}
+        for source in self.model_sources():
+            spec = source.export
+            out[source.name] = graph_bytes(spec.module, (torch.zeros(2, spec.input_dim),),
+                                           [spec.input_name], ["scores"],
+                                           {spec.input_name: batch}, config)
+        f = self.features_
+        out["content"] = graph_bytes(
+            self.content_source().module(),
+            (torch.zeros(2, f.dim), torch.zeros(2, f.dim, f.lora_rank)),
+            ["preference", "lora_b"], ["content", "lora"],
+            {"preference": batch, "lora_b": batch}, config)
+        return out
+
+    def set_onnx_threads(self, threads: int) -> None:
+        """Intra-op threads of each ONNX Runtime session (sessions are rebuilt lazily)."""
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self._onnx_threads = int(threads)
+        self._sessions = {}
 
     def _graph(self, name: str) -> Graph:
-        if name in self._graphs:
-            return self._graphs[name]
-        if name == "content":
-            return self.content_source().reference_graph()
-        return next(m for m in self.model_sources() if m.name == name).reference_graph()
+        if self._reference_only:  # validation tuning: the Python references, no export
+            if name == "content":
+                return self.content_source().reference_graph()
+            return next(m for m in self.model_sources() if m.name == name).reference_graph()
+        found = self._sessions.get(name)
+        if found is None:
+            if name not in self.graphs_:
+                raise ConfigError(f"pipeline has no graph {name!r}; it has "
+                                  f"{sorted(self.graphs_)}")
+            found = self._sessions[name] = GraphSession(self.graphs_[name],
+                                                        threads=self._onnx_threads)
+        return found
 
     # --- user states -------------------------------------------------------------------
 
@@ -360,7 +464,8 @@ class Pipeline(Recommender[PipelineConfig]):
         return out, applies
 
     def blend_states(self, states: Sequence[UserState], contexts: Contexts = None,
-                     weights: NDArray[np.float64] | None = None) -> Blend:
+                     weights: NDArray[np.float64] | None = None,
+                     lora_boost: float | None = None) -> Blend:
         """Every source's scores for ``states``, blended (no exclusions, no MMR)."""
         self._check_fitted()
         w = self.weights_ if weights is None else weights
@@ -379,12 +484,13 @@ class Pipeline(Recommender[PipelineConfig]):
             applies.setdefault(s, np.zeros(len(states), bool))
         return blend([raw[s] for s in SOURCES], [applies[s] for s in SOURCES], list(w),
                      SOURCES, watched_matrix(states, n_items), lora=lora, has_lora=has_lora,
-                     lora_boost=self.config.lora_boost)
+                     lora_boost=self.config.lora_boost if lora_boost is None else lora_boost)
 
     def rank(self, states: Sequence[UserState], k: int = 10, *, contexts: Contexts = None,
              exclude_watched: bool = True, candidates: IndexArray | None = None,
              exclude_items: IndexArray | None = None, mmr_lambda: float | None = None,
-             weights: NDArray[np.float64] | None = None) -> Ranked:
+             weights: NDArray[np.float64] | None = None,
+             lora_boost: float | None = None) -> Ranked:
         """Ranked lists for a batch of user states: what ``recommend`` and the service return.
 
         Args:
@@ -394,12 +500,16 @@ class Pipeline(Recommender[PipelineConfig]):
             exclude_watched: drop watched items (training + stored events).
             candidates: item indices to rank among; exclude_items: never return these.
             mmr_lambda: override of the fitted λ (a request's diversity setting).
-            weights: override of the fitted weights (validation tuning).
+            weights: override of the fitted weights, ``(4,)`` in :data:`SOURCES` order
+                (validation tuning, A/B arms).
+            lora_boost: override of the configured LoRA multiplier (A/B arms).
         """
         self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         lam = self.mmr_lambda if mmr_lambda is None else float(mmr_lambda)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"mmr_lambda must be in [0, 1], got {lam}")
         n, n_items = len(states), self.features_.n_items
         cold = [s.is_cold(self.config.cold_start_max_events) for s in states]
         warm = [i for i in range(n) if not cold[i]]
@@ -414,7 +524,7 @@ class Pipeline(Recommender[PipelineConfig]):
             ctx = contexts if contexts is None or isinstance(contexts, Context) else \
                 [list(contexts)[i] for i in warm]
             wstates = [states[i] for i in warm]
-            mixed = self.blend_states(wstates, ctx, weights)
+            mixed = self.blend_states(wstates, ctx, weights, lora_boost)
             exclude = watched_matrix(wstates, n_items) if exclude_watched else None
             pool = max(k * self.config.mmr_pool_factor, k) if lam < 1.0 else k
             top, top_scores = rank_pool(mixed.scores, k, pool=pool, exclude=exclude,
@@ -507,6 +617,7 @@ class Pipeline(Recommender[PipelineConfig]):
         state.update(self.features_.state())
         state.update({"weights": self.weights_, "mmr_lambda": self.mmr_lambda_,
                       "validation": self.validation_})
+        state.update({f"graph__{name}": data for name, data in self.graphs_.items()})
         return state
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
@@ -518,7 +629,9 @@ class Pipeline(Recommender[PipelineConfig]):
         self.models_ = GeneratorSet.restore(specs, state, list(range(len(specs))),
                                             users=self.users_, items=self.items_,
                                             seen=self.seen_)
-        self._graphs = {}
+        self.graphs_ = {k[len("graph__"):]: np.asarray(v, np.uint8) for k, v in state.items()
+                        if k.startswith("graph__")}
+        self._sessions = {}
 
 
 __all__ = ["Contexts", "Pipeline", "PipelineConfig", "Ranked", "default_graph_source"]

@@ -83,7 +83,11 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
                                                                      strict=True)], axis=1)
     total = w.sum(axis=1, keepdims=True)
     w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-    mixed = np.einsum("bsn,bs->bn", np.nan_to_num(norm), w)
+    # a plain sum over sources, element by element: the same bits for a batch of one (a
+    # request) as for a batch of many (an evaluation), which a BLAS-backed einsum is not
+    mixed = np.zeros(norm.shape[::2])
+    for s in range(norm.shape[1]):
+        mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
     boost = np.where(has_lora[:, None], 1.0 + lora_boost * lora.astype(np.float64), 1.0)
     lora_used = np.where(has_lora[:, None], lora, 0.0).astype(np.float32)
     return Blend(tuple(names), norm, w, lora_used, mixed * boost)

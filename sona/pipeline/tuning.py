@@ -113,12 +113,14 @@ def tune(pipeline: Pipeline, data: Interactions,
     probe = Pipeline(replace(c, weights={s: 1.0 for s in SOURCES}, mmr_lambda=1.0),
                      side=pipeline.side)
     rows = data.items.numbers(vs.fit.items.ids_array)
-    probe.features_ = probe.build_features(vs.fit, vectors=features.vectors[rows])
+    probe.features_ = probe.build_features(vs.fit, vectors=(features.vectors[rows],
+                                                                   features.content_info))
     probe.models_ = GeneratorSet(probe._specs()).fit(vs.fit)
     probe.users_, probe.items_, probe.seen_ = vs.fit.users, vs.fit.items, vs.fit.matrix("weight")
     probe.weights_ = np.ones(len(SOURCES))
     probe.mmr_lambda_ = np.ones(1)
     probe.validation_ = np.full(1, np.nan)
+    probe._reference_only = True  # the models' own Python scorers: no export while tuning
 
     states = probe._states_idx(vs.user_idx)
     contexts = heldout_contexts(vs.validation, np.asarray(vs.fit.users.ids(vs.user_idx)))

@@ -313,7 +313,7 @@ def context_rerank(
     return idx, top
 
 
-__all__ = ["DEFAULT_MOOD_LABELS", "MOOD_LABELS", "TIME_WINDOWS", "Context",
-           "ContextStats", "Device", "VIEWING_WITH_LABELS", "context_rerank", "context_scores", "device_scores",
-           "event_hour_weekday", "mood_genres", "time_window",
+__all__ = ["DEFAULT_MOOD_LABELS", "MOOD_LABELS", "TIME_WINDOWS", "VIEWING_WITH_LABELS",
+           "Context", "ContextStats", "Device", "context_rerank", "context_scores",
+           "device_scores", "event_hour_weekday", "mood_genres", "time_window",
            "viewing_with_genres"]

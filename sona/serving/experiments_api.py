@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,7 +41,7 @@ from sona.ab.repository import ExperimentRepository
 from sona.serving.audit import AuditLog
 from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
-from sona.serving.recs_api import RecsHandler
+from sona.serving.recs_api import RankOverrides, RecsHandler
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, UserId
 
 if TYPE_CHECKING:
@@ -325,17 +325,15 @@ class ExperimentsHandler:
         if found is not None:
             return found
         c = variant.config
-        base = self.recs.config
-        config = replace(base, weights=dict(c.weights) if c.weights is not None else base.weights,
-                         mmr_lambda=base.mmr_lambda if c.mmr_lambda is None else c.mmr_lambda,
-                         lora_boost=base.lora_boost if c.lora_boost is None else c.lora_boost)
+        overrides = RankOverrides(weights=dict(c.weights) if c.weights is not None else None,
+                                  mmr_lambda=c.mmr_lambda, lora_boost=c.lora_boost)
         store = self.recs.store
         if c.model_version is not None or c.model_alias is not None:
             if self.store_for is None:
                 raise ApiError(503, "model_unavailable", "this server cannot load other versions")
             store = self.store_for(c.model_version, c.model_alias)
-        handler = RecsHandler(store, self.recs.personalization, self.recs.metrics, config,
-                              sources=self.recs.sources)
+        handler = RecsHandler(store, self.recs.personalization, self.recs.metrics,
+                              self.recs.config, overrides)
         with self._lock:
             self._handlers.setdefault(variant.id, handler)
             return self._handlers[variant.id]

@@ -1,19 +1,22 @@
 """Export a fitted Recommender as a servable ONNX bundle under ``models/<name>/<version>/``.
 
-Layout (written to a temporary folder, then renamed, so a reader never sees half of it)::
+What is served is a :class:`~sona.pipeline.Pipeline`: a pipeline champion as it is, any
+other model as the pipeline's only ranking source (:meth:`Pipeline.around`, which ranks
+exactly as the model does). Layout (written to a temporary folder, then renamed, so a reader
+never sees half of it)::
 
-    manifest.json     what is inside, encoder identity, parity results
-    scorer.onnx       collaborative scorer (MF factors, item-item weights or popularity)
-    content.onnx      content similarity + LoRA score (the user's adapter is an input)
-    ranker.onnx       hybrid blend + LoRA boost + exclusions + top-K
-    arrays/           config.yaml, arrays.npz, ids.parquet: user inputs, seen items,
-                      popularity, content vectors, LoRA base, genres, time-of-day counts
-    index/            faiss item vector index (item factors, else content vectors)
-    model/            the Recommender directory itself (reference for parity/benchmarks)
+    manifest.json          what is inside, graphs, encoder identity, parity results
+    <source>.onnx          one scorer graph per model source (collaborative, graph_based),
+                           declared by the model itself (``export_scorer``)
+    content.onnx           content similarity + LoRA score (the user's adapter is an input)
+    pipeline/              the Pipeline directory (config.yaml, arrays.npz, ids.parquet):
+                           weights, MMR λ, features, the sources' learned arrays
+    index/                 faiss item vector index for similar items
 
-Every graph is checked against its Python reference on ``parity_inputs`` random inputs
-(max abs diff <= ``atol``, top-10 lists identical up to ties within ``atol``) before the
-bundle is published.
+The service loads ``pipeline/`` and runs its graphs in ONNX Runtime; everything else (blend,
+LoRA boost, context, cold start, MMR) is the pipeline's own code. Every graph is checked
+against its Python reference on ``parity_inputs`` random inputs (max abs diff <= ``atol``,
+top-10 lists identical up to ties within ``atol``) before the bundle is published.
 """
 
 from __future__ import annotations
@@ -21,53 +24,44 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
-from numpy.typing import NDArray
 
 from sona import io
 from sona.config import to_dict
 from sona.data.interactions import Catalog, Interactions
 from sona.errors import DataError
-from sona.lora import LoRAConfig, init_base_matrix
+from sona.lora import LoRAConfig
 from sona.models.base import Recommender
 from sona.models.export import ScorerExport, scorer_export
-from sona.serving.bundle import (
-    MANIFEST,
-    ContentConfig,
-    content_vectors,
-    genre_table,
-    time_of_day_popularity,
-)
-from sona.serving.graphs import ContentScorer, HybridRanker
-from sona.serving.parity import ParityReport, content_parity, ranker_parity, scorer_parity
+from sona.models.side import ItemSideData
+from sona.pipeline import ContentConfig, Pipeline, graphs
+from sona.pipeline.graphs import OnnxConfig
+from sona.serving.parity import ParityReport, compare_scores, content_parity
 
 log = logging.getLogger(__name__)
 
-#: candidate sources the ranker graph blends, in input order (zoo sources append here)
-SOURCES: tuple[str, ...] = ("collaborative", "content_based", "context")
+#: file naming what a bundle holds
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
 class ExportConfig:
     """How a model is exported."""
 
-    # ONNX opset of every graph
+    # ONNX opset of the graphs of a pipeline served around a plain model (a pipeline's own
+    # graphs were exported when it was fitted, with its onnx config)
     opset: int = 18
-    # "dynamo" (torch.export, the default of torch 2.13) or the legacy "torchscript" exporter
+    # exporter of those graphs: "dynamo" (torch.export, torch 2.13's default) or "torchscript"
     exporter: Literal["dynamo", "torchscript"] = "dynamo"
-    # K of the ranker graph: candidates kept for MMR re-ranking and list cuts
-    pool_size: int = 200
-    # item content vectors (feeds the preference vector, LoRA and content candidates)
+    # content vectors of the pipeline served around a plain model (a pipeline has its own)
     content: ContentConfig = field(default_factory=ContentConfig)
-    # LoRA adapter shape; the shared base matrix A is drawn from lora.seed
+    # LoRA adapter shape of the pipeline served around a plain model (seed draws A)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     # faiss index kind of the item vector index ("flat" is exact)
     index_kind: Literal["flat", "hnsw"] = "flat"
@@ -105,28 +99,8 @@ def export_graph(module: torch.nn.Module, example: tuple[torch.Tensor, ...], inp
                  output_names: list[str], path: Path, dynamic: dict[str, dict[int, str]],
                  config: ExportConfig) -> None:
     """Export ``module`` to ``path`` with named inputs/outputs and dynamic axes (one file)."""
-    module.eval()
-    if config.exporter == "torchscript":
-        with warnings.catch_warnings():
-            # chosen on purpose (~50x faster to export); torch warns it is the legacy path
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, example, str(path), input_names=input_names,
-                              output_names=output_names, dynamic_axes=dynamic,
-                              opset_version=config.opset, dynamo=False)
-        return
-    dims: dict[str, torch.export.Dim] = {}
-    shapes = {name: {axis: dims.setdefault(label, torch.export.Dim(label, min=1, max=1 << 20))
-                     for axis, label in dynamic.get(name, {}).items()}
-              for name in input_names}
-    torch.onnx.export(module, example, str(path), input_names=input_names,
-                      output_names=output_names, dynamic_shapes=shapes, external_data=False,
-                      opset_version=config.opset, dynamo=True, verbose=False)
-
-
-def _seen_arrays(matrix: sp.csr_matrix, prefix: str) -> dict[str, NDArray[Any]]:
-    m = matrix.tocsr()
-    return {f"{prefix}__data": m.data.astype(np.float32), f"{prefix}__indices": m.indices,
-            f"{prefix}__indptr": m.indptr}
+    graphs.export_graph(module, example, input_names, output_names, path, dynamic,
+                        exporter=config.exporter, opset=config.opset)
 
 
 def export_model(
@@ -135,7 +109,7 @@ def export_model(
     *,
     name: str,
     version: str | int,
-    catalog: Catalog,
+    catalog: Catalog | None = None,
     interactions: Interactions | None = None,
     kg: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
@@ -145,26 +119,31 @@ def export_model(
     """Export ``model`` and its serving data to ``out_dir`` (replaced if it exists).
 
     Args:
-        model: a fitted Recommender.
+        model: a fitted :class:`~sona.pipeline.Pipeline`, or a fitted model that declares its
+            ONNX scorer (it is then served as a pipeline around it).
         out_dir: the bundle folder, conventionally ``models/<name>/<version>``.
         name, version: registry identity recorded in the manifest.
-        catalog: item metadata (content vectors, genres).
-        interactions: the training log (time-of-day popularity); optional.
+        catalog: item metadata (content vectors, genres) for a plain model; a pipeline
+            carries its own.
+        interactions: the training log a plain model was fitted on (popularity, time of day).
         kg, links: knowledge-graph facts for the text encoder; optional.
         run_id: the MLflow run the model came from.
 
     Raises:
-        NotExportableError: the model cannot be one scorer graph (nothing is written).
-        DataError: a graph fails its parity check.
+        NotExportableError: the model cannot be exported (nothing is written).
+        DataError: a graph fails its parity check, or a plain model comes without its
+            training interactions.
     """
     model._check_fitted()
+    pipeline = as_pipeline(model, catalog=catalog, interactions=interactions, kg=kg,
+                           links=links, config=config)
     final = Path(out_dir)
     tmp = final.with_name(f".{final.name}.tmp-{time.time_ns()}")
     tmp.mkdir(parents=True)
     try:
-        manifest, reports = _write_bundle(model, tmp, name=name, version=str(version),
-                                          catalog=catalog, interactions=interactions, kg=kg,
-                                          links=links, config=config, run_id=run_id)
+        manifest, reports = _write_bundle(pipeline, tmp, name=name, version=str(version),
+                                          model_class=type(model), config=config,
+                                          run_id=run_id)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -175,86 +154,98 @@ def export_model(
     return ExportResult(final, manifest, reports)
 
 
-def _write_bundle(model: Recommender[Any], out: Path, *, name: str, version: str,
-                  catalog: Catalog, interactions: Interactions | None, kg: pd.DataFrame | None,
-                  links: pd.DataFrame | None, config: ExportConfig,
-                  run_id: str | None) -> tuple[dict[str, Any], list[ParityReport]]:
-    import onnxruntime as ort
+def as_pipeline(model: Recommender[Any], *, catalog: Catalog | None,
+                interactions: Interactions | None, kg: pd.DataFrame | None = None,
+                links: pd.DataFrame | None = None,
+                config: ExportConfig = ExportConfig()) -> Pipeline:
+    """``model`` itself when it is a pipeline, else the pipeline around it.
 
+    Raises:
+        NotExportableError: the model cannot be a scorer graph.
+        DataError: a plain model without its training interactions.
+    """
+    if isinstance(model, Pipeline):
+        return model
+    scorer_export(model)  # a model that cannot export says why before anything else runs
+    if interactions is None:
+        raise DataError(f"exporting {type(model).__name__} needs the interactions it was "
+                        "fitted on (interactions=...): the served pipeline takes popularity, "
+                        "time-of-day patterns and cold start from them")
+    side = ItemSideData(catalog, kg, links) if catalog is not None else None
+    return Pipeline.around(model, interactions, side=side, content=config.content,
+                           lora=config.lora,
+                           onnx=OnnxConfig(exporter=config.exporter, opset=config.opset))
+
+
+def _write_bundle(pipeline: Pipeline, out: Path, *, name: str, version: str,
+                  model_class: type, config: ExportConfig,
+                  run_id: str | None) -> tuple[dict[str, Any], list[ParityReport]]:
     from sona.search.faiss_index import FaissIndex, FaissIndexConfig
 
-    spec = scorer_spec(model)
-    items = model.items_
-    n_items = len(items)
-    vectors, content_info = content_vectors(catalog, items, config.content, kg=kg, links=links)
-    genres, vocab = genre_table(catalog, items)
-    base = init_base_matrix(vectors.shape[1], config.lora)
-    pool = min(config.pool_size, n_items)
-    batch = {0: "batch"}
-    export_graph(spec.module, (torch.zeros(2, spec.input_dim),), [spec.input_name], ["scores"],
-                 out / "scorer.onnx", {spec.input_name: batch}, config)
-    dim, rank = vectors.shape[1], base.shape[0]
-    export_graph(ContentScorer(vectors, base, config.lora.scaling),
-                 (torch.zeros(2, dim), torch.zeros(2, dim, rank)),
-                 ["preference", "lora_b"], ["content", "lora"], out / "content.onnx",
-                 {"preference": batch, "lora_b": batch}, config)
-    n_src = len(SOURCES)
-    export_graph(HybridRanker(pool),
-                 (torch.rand(2, n_src, n_items), torch.rand(2, n_src), torch.rand(2, n_items),
-                  torch.rand(2, 1), torch.zeros(2, n_items, dtype=torch.bool)),
-                 ["sources", "weights", "lora", "lora_boost", "exclude"],
-                 ["top_scores", "top_idx"], out / "ranker.onnx",
-                 {"sources": {0: "batch", 1: "sources"}, "weights": {0: "batch", 1: "sources"},
-                  "lora": batch, "lora_boost": batch, "exclude": batch}, config)
-
     rng = np.random.default_rng(config.seed)
-    sessions = {g: ort.InferenceSession(str(out / f"{g}.onnx"), providers=["CPUExecutionProvider"])
-                for g in ("scorer", "content", "ranker")}
-    reports = [scorer_parity(sessions["scorer"], spec.input_name,
-                             spec.random_inputs(rng, config.parity_inputs), spec.reference,
-                             atol=config.atol)]
-    reports += content_parity(sessions["content"], vectors, base, config.lora.scaling,
+    reports: list[ParityReport] = []
+    manifest_graphs: dict[str, dict[str, Any]] = {}
+    index_vectors = pipeline.features_.vectors
+    # the bytes the pipeline was evaluated with: written out, and checked once more
+    for source in pipeline.model_sources():
+        spec = source.export
+        path = out / f"{source.name}.onnx"
+        path.write_bytes(pipeline.graphs_[source.name].tobytes())
+        session = graphs.GraphSession(pipeline.graphs_[source.name])
+        inputs = spec.random_inputs(rng, config.parity_inputs)
+        (ours,) = session({spec.input_name: inputs})
+        reports.append(compare_scores(source.name, ours, spec.reference(inputs),
+                                      atol=config.atol))
+        manifest_graphs[source.name] = {
+            "file": path.name, "kind": spec.kind, "input": spec.input_name,
+            "model": type(source.model).__name__, "meta": spec.meta}
+        if source.name == "collaborative" and "item_factors" in spec.arrays:
+            index_vectors = np.asarray(spec.arrays["item_factors"], np.float32)
+    f = pipeline.features_
+    (out / "content.onnx").write_bytes(pipeline.graphs_["content"].tobytes())
+    content = graphs.GraphSession(pipeline.graphs_["content"]).session
+    reports += content_parity(content, f.vectors, f.lora_base, f.lora_scaling,
                               config.parity_inputs, config.seed, atol=config.atol)
-    reports.append(ranker_parity(sessions["ranker"], n_items, n_src, pool,
-                                 config.parity_inputs, config.seed, atol=config.atol))
+    manifest_graphs["content"] = {"file": "content.onnx", "kind": "content",
+                                  "input": "preference,lora_b"}
     failed = [r for r in reports if not r.ok(config.atol)]
     if failed:
         raise DataError("ONNX parity failed: " + "; ".join(
-            f"{r.graph}: max|diff|={r.max_abs_diff:.3g}, top-10 agree (ties within "
-            f"{r.atol:g}) {r.top10_identical:.1%}, exact {r.top10_exact:.1%}"
-            for r in failed))
+            f"{r.graph}: max|diff|={r.max_abs_diff:.3g}, top-10 agreeing up to ties "
+            f"{r.top10_identical:.1%}" for r in failed))
 
-    seen = model.seen_.tocsr()
-    popularity = np.asarray((seen > 0).sum(axis=0), np.float32).ravel()
-    arrays: dict[str, NDArray[Any]] = {
-        **spec.arrays, **_seen_arrays(seen, "seen"), **_seen_arrays(genres, "genres"),
-        "popularity": popularity, "item_vectors": vectors, "lora_base": base,
-    }
-    if interactions is not None:
-        arrays["time_of_day"] = time_of_day_popularity(interactions, items)
-    cls = type(model)
+    pipeline.save(out / "pipeline")
+    index = FaissIndex(FaissIndexConfig(kind=config.index_kind, metric="cosine"))
+    index.add(pipeline.items_.ids_array, index_vectors)
+    index.save(out / "index")
+    lora = pipeline.config.lora
     manifest: dict[str, Any] = {
         "name": name, "version": version, "created_at": time.time(), "run_id": run_id,
-        "model_class": f"{cls.__module__}.{cls.__qualname__}", "scorer_kind": spec.kind,
-        "scorer_input": spec.input_name, "scorer_meta": spec.meta,
-        "n_users": len(model.users_), "n_items": n_items, "pool_size": pool,
-        "sources": list(SOURCES), "content": content_info, "genres": vocab,
-        "lora": {**to_dict(config.lora), "scaling": config.lora.scaling},
-        "index_vectors": "item_factors" if "item_factors" in spec.arrays else "content",
-        "exporter": config.exporter, "opset": config.opset,
+        "model_class": f"{model_class.__module__}.{model_class.__qualname__}",
+        "n_users": len(pipeline.users_), "n_items": len(pipeline.items_),
+        "graphs": manifest_graphs, "weights": pipeline.weights, "mmr_lambda": pipeline.mmr_lambda,
+        "content": f.content_info, "lora": {**to_dict(lora), "scaling": lora.scaling},
+        "index_vectors": "item_factors" if index_vectors is not f.vectors else "content",
+        "exporter": pipeline.config.onnx.exporter, "opset": pipeline.config.onnx.opset,
         "parity": {"atol": config.atol, "checks": [r.to_dict() for r in reports]},
     }
-    io.save_model_dir(out / "arrays", config={"manifest_version": 1}, arrays=arrays,
-                      ids={"user": model.users_.ids_array, "item": items.ids_array})
-    index_vectors = spec.arrays.get("item_factors", vectors)
-    index = FaissIndex(FaissIndexConfig(kind=config.index_kind, metric="cosine"))
-    index.add(items.ids_array, np.asarray(index_vectors, np.float32))
-    index.save(out / "index")
-    model.save(out / "model")
     io.write_json(out / MANIFEST, manifest)
     return manifest, reports
 
 
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """The manifest of an exported bundle.
+
+    Raises:
+        DataError: the folder has no manifest (not exported, or an export in progress).
+    """
+    path = Path(bundle) / MANIFEST
+    if not path.exists():
+        raise DataError("not an exported SONA bundle (no manifest.json)", path=bundle)
+    return dict(io.read_json(path))
+
+
 __all__ = [
-    "SOURCES", "ExportConfig", "ExportResult", "export_graph", "export_model", "scorer_spec",
+    "MANIFEST", "ExportConfig", "ExportResult", "as_pipeline", "export_graph", "export_model",
+    "read_manifest", "scorer_spec",
 ]

@@ -1,4 +1,4 @@
-"""The served model: an exported bundle loaded into ONNX Runtime, swapped atomically.
+"""The served model: an exported pipeline with its graphs in ONNX Runtime, swapped atomically.
 
 :class:`LoadedModel` is immutable once built; a request reads ``store.current`` once and
 uses that object to the end, so a swap never mixes two versions inside one request.
@@ -22,132 +22,90 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from sona import io
 from sona.data.ids import IdIndex
 from sona.errors import DataError
-from sona.serving.bundle import TIME_WINDOWS, read_manifest
+from sona.models.base import Recommender
+from sona.pipeline import Pipeline
 from sona.serving.errors import ApiError
+from sona.serving.export_onnx import read_manifest
 
 log = logging.getLogger(__name__)
 
 Scores = NDArray[np.float32]
 
 
-def _csr(arrays: dict[str, NDArray[Any]], prefix: str, shape: tuple[int, int]) -> sp.csr_matrix:
-    return sp.csr_matrix((arrays[f"{prefix}__data"], arrays[f"{prefix}__indices"],
-                          arrays[f"{prefix}__indptr"]), shape=shape)
-
-
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """One exported version, ready to score (see :mod:`sona.serving.export_onnx`)."""
+    """One exported version, ready to serve: the pipeline with its graphs in ONNX Runtime.
+
+    Everything a request computes goes through :attr:`pipeline` (the same class ``sona
+    run`` scores); the properties below are read-only views of it for the handlers.
+    """
 
     name: str
     version: str
     path: Path
     manifest: dict[str, Any]
-    users: IdIndex
-    items: IdIndex
-    scorer: Any  # onnxruntime.InferenceSession
-    content: Any
-    ranker: Any
-    seen: sp.csr_matrix  # users x items training interactions
-    user_factors: NDArray[np.float32] | None  # factor models only
-    item_factors: NDArray[np.float32] | None
-    user_proj: NDArray[np.float32] | None  # two-tower user projection W (input side)
-    popularity: NDArray[np.float32]  # distinct users per item
-    item_vectors: NDArray[np.float32]  # (n_items, D) content vectors
-    lora_base: NDArray[np.float32]  # shared LoRA A (rank, D)
-    genres: NDArray[np.bool_]  # (n_items, n_genres) indicators, dense for column lookups
-    genre_names: tuple[str, ...]
-    time_of_day: NDArray[np.float32] | None  # (4, n_items) or None
-    index: Any  # FaissIndex over item vectors
+    pipeline: Pipeline
+    index: Any  # FaissIndex over item vectors (similar items)
     loaded_at: float
+
+    @property
+    def users(self) -> IdIndex:
+        """Users the pipeline was trained on."""
+        return self.pipeline.users_
+
+    @property
+    def items(self) -> IdIndex:
+        """Servable items."""
+        return self.pipeline.items_
+
+    @property
+    def seen(self) -> sp.csr_matrix:
+        """``(n_users, n_items)`` training interactions."""
+        return self.pipeline.seen_
 
     @property
     def n_items(self) -> int:
         """Number of servable items."""
-        return len(self.items)
+        return len(self.pipeline.items_)
+
+    @property
+    def item_vectors(self) -> NDArray[np.float32]:
+        """``(n_items, D)`` content vectors."""
+        return self.pipeline.features_.vectors
+
+    @property
+    def index_vectors(self) -> NDArray[np.float32]:
+        """Vectors of the similar-items index: collaborative item factors, else content."""
+        if self.manifest.get("index_vectors") == "item_factors":
+            arrays = self.pipeline.model_sources()[0].export.arrays
+            return np.asarray(arrays["item_factors"], np.float32)
+        return self.pipeline.features_.vectors
 
     @property
     def dim(self) -> int:
         """Content / preference vector dimension D."""
-        return int(self.item_vectors.shape[1])
+        return self.pipeline.features_.dim
 
     @property
     def lora_rank(self) -> int:
         """LoRA rank r."""
-        return int(self.lora_base.shape[0])
+        return self.pipeline.features_.lora_rank
 
-    def genre_column(self, genre: str) -> int | None:
-        """Column of ``genre`` in :attr:`genres`, None when unknown."""
-        try:
-            return self.genre_names.index(genre)
-        except ValueError:
-            return None
+    @property
+    def lora_base(self) -> NDArray[np.float32]:
+        """Shared LoRA ``A`` ``(r, D)``."""
+        return self.pipeline.features_.lora_base
+
+    @property
+    def popularity(self) -> NDArray[np.float32]:
+        """Distinct training users per item."""
+        return self.pipeline.features_.popularity
 
     def item_genres(self, item_idx: int) -> list[str]:
-        """Genre names of one item."""
-        return [self.genre_names[c] for c in np.flatnonzero(self.genres[item_idx])]
-
-    def window_popularity(self, time_of_day: str) -> NDArray[np.float32] | None:
-        """Per-item counts in one SPEC §2.6 window, or None without timestamps."""
-        if self.time_of_day is None:
-            return None
-        return self.time_of_day[list(TIME_WINDOWS).index(time_of_day)]
-
-    # --- graph calls (batched) -----------------------------------------------------------
-
-    def user_inputs(self, user_idx: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Scorer inputs of known users, ``(B, f)`` factors or ``(B, n_items)`` rows."""
-        if self.user_factors is not None:
-            return self.user_factors[user_idx]
-        rows = self.seen[user_idx]
-        if self.manifest["scorer_meta"].get("binary_inputs", True):
-            rows = (rows > 0).astype(np.float32)
-        return rows.toarray().astype(np.float32)
-
-    def fold_in(self, item_idx: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Scorer input ``(1, ·)`` for a user the model was not trained on, from watched items.
-
-        Item-item models take the interaction row as is; factor models solve the ALS user
-        step ``(VᵀV + α·V_sᵀV_s + λI)·u = (1 + α)·Σ v_s`` over the watched items ``s``
-        (two-tower models then map ``u`` back through the user projection).
-        """
-        if self.item_factors is None:
-            row = np.zeros((1, self.n_items), np.float32)
-            row[0, item_idx] = 1.0
-            return row
-        meta = self.manifest["scorer_meta"]
-        v = self.item_factors.astype(np.float64)
-        vs = v[item_idx]
-        alpha, reg = meta["alpha"], meta["regularization"]
-        lhs = v.T @ v + alpha * vs.T @ vs + reg * np.eye(v.shape[1])
-        rhs = (1.0 + alpha) * vs.sum(axis=0)
-        user = np.linalg.solve(lhs, rhs)
-        if self.user_proj is not None:  # two-tower: the graph's input is before user_proj
-            user = np.linalg.lstsq(self.user_proj.astype(np.float64), user, rcond=None)[0]
-        return user[None, :].astype(np.float32)
-
-    def collaborative(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Scorer graph: ``(B, ·) -> (B, n_items)``."""
-        (scores,) = self.scorer.run(None, {self.manifest["scorer_input"]: inputs})
-        return scores
-
-    def content_scores(self, preference: NDArray[np.float32],
-                       lora_b: NDArray[np.float32]) -> tuple[Scores, Scores]:
-        """Content graph: ``(B, D), (B, D, r) -> content (B, n), lora (B, n)``."""
-        content, lora = self.content.run(None, {"preference": preference, "lora_b": lora_b})
-        return content, lora
-
-    def rank(self, sources: NDArray[np.float32], weights: NDArray[np.float32],
-             lora: NDArray[np.float32], lora_boost: NDArray[np.float32],
-             exclude: NDArray[np.bool_]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """Ranker graph: top-K blended scores and item indices (``-inf`` = not eligible)."""
-        scores, idx = self.ranker.run(None, {"sources": sources, "weights": weights,
-                                             "lora": lora, "lora_boost": lora_boost,
-                                             "exclude": exclude})
-        return scores, idx
+        """Canonical genre names of one item."""
+        return self.pipeline.features_.item_genres(item_idx)
 
 
 def load_bundle(path: str | Path, *, onnx_threads: int = 1) -> LoadedModel:
@@ -156,50 +114,31 @@ def load_bundle(path: str | Path, *, onnx_threads: int = 1) -> LoadedModel:
     Raises:
         DataError: not a bundle, or a file is missing.
     """
-    import onnxruntime as ort
-
     from sona.search.faiss_index import FaissIndex
 
     root = Path(path)
     manifest = read_manifest(root)
-    _, arrays, ids = io.load_model_dir(root / "arrays")
-    users, items = IdIndex(ids["user"], kind="user"), IdIndex(ids["item"], kind="item")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = onnx_threads
-    opts.inter_op_num_threads = 1
-    sessions = {}
-    for graph in ("scorer", "content", "ranker"):
-        file = root / f"{graph}.onnx"
-        if not file.exists():
-            raise DataError(f"bundle lacks {graph}.onnx", path=root)
-        sessions[graph] = ort.InferenceSession(str(file), opts, providers=["CPUExecutionProvider"])
-    n_users, n_items = len(users), len(items)
-    genre_names = tuple(manifest["genres"])
-    return LoadedModel(
-        name=str(manifest["name"]), version=str(manifest["version"]), path=root,
-        manifest=manifest, users=users, items=items, scorer=sessions["scorer"],
-        content=sessions["content"], ranker=sessions["ranker"],
-        seen=_csr(arrays, "seen", (n_users, n_items)),
-        user_factors=arrays.get("user_factors"), item_factors=arrays.get("item_factors"),
-        user_proj=arrays.get("user_proj"),
-        popularity=arrays["popularity"], item_vectors=arrays["item_vectors"],
-        lora_base=arrays["lora_base"],
-        genres=_csr(arrays, "genres", (n_items, len(genre_names))).toarray() > 0,
-        genre_names=genre_names, time_of_day=arrays.get("time_of_day"),
-        index=FaissIndex.load(root / "index"), loaded_at=time.time())
+    if "graphs" not in manifest or not (root / "pipeline").exists():
+        raise DataError("bundle was exported by an older SONA (no pipeline/ and graphs); "
+                        "export it again with `sona export`", path=root)
+    pipeline = Recommender.load(root / "pipeline")
+    if not isinstance(pipeline, Pipeline):
+        raise DataError(f"bundle holds a {type(pipeline).__name__}, not a Pipeline", path=root)
+    missing = sorted(set(manifest["graphs"]) - set(pipeline.graphs_))
+    if missing:
+        raise DataError(f"bundle's pipeline lacks graph(s) {missing}", path=root)
+    pipeline.set_onnx_threads(onnx_threads)
+    return LoadedModel(name=str(manifest["name"]), version=str(manifest["version"]), path=root,
+                       manifest=manifest, pipeline=pipeline,
+                       index=FaissIndex.load(root / "index"), loaded_at=time.time())
 
 
 def warm_up(model: LoadedModel) -> None:
-    """Run every graph once (first ONNX Runtime calls allocate; keep that off requests)."""
-    inputs = model.user_inputs(np.array([0])) if len(model.users) else model.fold_in(
-        np.array([0]))
-    collab = model.collaborative(inputs)
-    pref = np.zeros((1, model.dim), np.float32)
-    content, lora = model.content_scores(pref, np.zeros((1, model.dim, model.lora_rank),
-                                                        np.float32))
-    sources = np.stack([collab, content, content], axis=1).astype(np.float32)
-    model.rank(sources, np.full((1, 3), 1 / 3, np.float32), lora, np.zeros((1, 1), np.float32),
-               np.zeros((1, model.n_items), bool))
+    """Rank once for a known and an unknown user (first ONNX Runtime calls allocate)."""
+    pipeline = model.pipeline
+    states = pipeline.states(model.users.ids_array[:1]) if len(model.users) else []
+    states.append(pipeline.state("__warm_up__"))
+    pipeline.rank(states, 10)
 
 
 class ModelStore:

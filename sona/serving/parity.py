@@ -2,7 +2,7 @@
 
 Each check feeds the same ``n`` random inputs (seeded) to an ONNX Runtime session and to
 the Python reference (the Recommender itself for scorers, the numpy formulas of
-:mod:`sona.lora` and :func:`sona.serving.graphs.hybrid_reference` otherwise) and reports
+:mod:`sona.lora` for the content + LoRA graph) and reports
 two things:
 
 - values: the largest absolute score difference, which must be ``<= atol``;
@@ -28,7 +28,6 @@ from numpy.typing import NDArray
 
 from sona.lora import lora_scores
 from sona.ranking.topk import topk
-from sona.serving.graphs import hybrid_reference
 
 #: list length of the list-agreement checks
 TOP_K = 10
@@ -191,35 +190,7 @@ def content_parity(session: Any, item_vectors: NDArray[np.float32], base: NDArra
     return [compare_scores("content", content, ref_content, atol=atol), lora_report]
 
 
-def ranker_parity(session: Any, n_items: int, n_sources: int, pool: int, n: int,
-                  seed: int, *, atol: float = ATOL) -> ParityReport:
-    """Hybrid ranker graph vs :func:`hybrid_reference` on ``n`` random requests.
-
-    Values: the graph's top-``pool`` scores against the reference's, position by position
-    (both sorted, so a swap of near-tied items costs only their difference). Lists: the
-    graph's first 10 indices against the reference scores (:func:`topk_agreement`).
-    """
-    rng = np.random.default_rng(seed)
-    sources = rng.random((n, n_sources, n_items)).astype(np.float32)
-    weights = rng.dirichlet(np.ones(n_sources), size=n).astype(np.float32)
-    lora = rng.uniform(-1, 1, (n, n_items)).astype(np.float32)
-    boost = np.full((n, 1), 0.3, np.float32)
-    exclude = rng.random((n, n_items)) < 0.1
-    top_scores, top_idx = session.run(None, {"sources": sources, "weights": weights,
-                                             "lora": lora, "lora_boost": boost,
-                                             "exclude": exclude})
-    ref = hybrid_reference(sources, weights, lora, boost, exclude)
-    ref_idx, ref_scores = topk(ref, pool)
-    finite = np.isfinite(ref_scores)
-    diff = float(np.max(np.abs(np.where(finite, top_scores - ref_scores, 0.0)), initial=0.0))
-    kk = min(TOP_K, pool)
-    same_idx = np.where(finite, top_idx == ref_idx, True)
-    exact = float(np.mean(np.all(same_idx[:, :kk], axis=1)))
-    agree = float(np.mean(topk_agreement(top_idx[:, :kk], ref, atol)))
-    return ParityReport("ranker", n, diff, agree, exact, atol)
-
-
 __all__ = [
-    "ATOL", "TOP_K", "ParityReport", "compare_scores", "content_parity", "ranker_parity",
+    "ATOL", "TOP_K", "ParityReport", "compare_scores", "content_parity",
     "scorer_parity", "topk_agreement",
 ]

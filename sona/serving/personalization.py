@@ -1,10 +1,10 @@
 """Per-user state for serving: profiles from viewing events and LoRA adapters (SPEC §2.1-2.2).
 
-:class:`Personalization` turns stored events into a :class:`~sona.serving.sources.UserState`
-for the served model (cached per user and model version, invalidated on every write),
-applies profile updates (the preference vector is recomputed at once) and trains the
-user's LoRA adapter, either on request or in the background once a user has at least
-``min_events`` events and every ``retrain_every`` events after that.
+:class:`Personalization` turns stored events into a :class:`~sona.pipeline.UserState`
+for the served pipeline (:meth:`Pipeline.state`; cached per user and model version,
+invalidated on every write), applies profile updates (the preference vector is recomputed
+at once) and trains the user's LoRA adapter, either on request or in the background once
+a user has at least ``min_events`` events and every ``retrain_every`` events after that.
 """
 
 from __future__ import annotations
@@ -20,20 +20,17 @@ from typing import Any
 import numpy as np
 
 from sona.lora import AdapterStore, LoRAConfig, TrainResult, train_adapter
+from sona.pipeline import UserState
 from sona.profile import (
     ProfileStore,
     UserProfile,
     ViewingEvent,
     engagement_weight,
-    engagement_weights,
-    event_weights,
     update_genre_affinities,
-    weighted_preference,
 )
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel
-from sona.serving.sources import UserState
 
 log = logging.getLogger(__name__)
 
@@ -106,55 +103,20 @@ class Personalization:
         with self._cache_lock:
             self._cache.clear()
 
-    def _history(self, model: LoadedModel, user_id: str) -> tuple[int, np.ndarray]:
-        user_idx = int(model.users.numbers([user_id], missing="negative")[0])
-        if user_idx < 0:
-            return -1, np.empty(0, np.int64)
-        seen = model.seen  # CSR rows by slicing indptr: no scipy indexing on the hot path
-        return user_idx, seen.indices[seen.indptr[user_idx]:seen.indptr[user_idx + 1]].astype(
-            np.int64)
-
     def _build_state(self, model: LoadedModel, user_id: str) -> UserState:
-        user_idx, history = self._history(model, user_id)
         # no profile row means no stored events (ProfileStore's invariant): one query for
         # users who never sent an update; adapters exist only for users with enough events
         profile = self.profiles.get(user_id)
         events = self.profiles.events(user_id, limit=self.config.max_profile_events) \
             if profile is not None else []
-        event_idx = model.items.numbers([e.content_id for e in events], missing="negative") \
-            if events else np.empty(0, np.int64)
-        # recomputed against the served model's content vectors (a new version may change
-        # the encoder); the stored profile vector is the same formula over the same events
-        pref = self._preference(model, history, events, event_idx)
         adapter = self.adapters.latest(user_id) \
             if len(events) >= self.lora_config(model).min_events else None
         usable = adapter is not None and \
             adapter.user_matrix.shape == (model.dim, model.lora_rank)
-        lora_b = adapter.user_matrix if adapter is not None and usable else None
-        adapter_version = adapter.version if adapter is not None and usable else None
-        known_events = event_idx[event_idx >= 0]
-        watched = np.union1d(history, known_events) if len(known_events) else history
-        return UserState(
-            user_id=user_id, user_idx=user_idx, watched=watched.astype(np.int64),
-            event_items=known_events.astype(np.int64),
-            watch_count=len(history) + len(events), preference=pref.astype(np.float32),
-            lora_b=lora_b, adapter_version=adapter_version,
+        return model.pipeline.state(
+            user_id, events=events, lora_b=adapter.user_matrix if adapter and usable else None,
+            adapter_version=adapter.version if adapter and usable else None,
             signup_genres=profile.signup_genres if profile is not None else ())
-
-    def _preference(self, model: LoadedModel, history: np.ndarray, events: list[ViewingEvent],
-                    event_idx: np.ndarray) -> np.ndarray:
-        """SPEC §2.1 vector over training interactions (full views, now) and stored events.
-
-        Training interactions count as undated full views (engagement 0.55, no decay),
-        vectorised: no per-event Python objects on the request path.
-        """
-        now = time.time()
-        full_view = engagement_weights(np.ones(1), np.full(1, np.nan), np.zeros(1, bool),
-                                       np.zeros(1, bool))[0]
-        rows = np.concatenate([history, np.asarray(event_idx, np.int64)])
-        weights = np.concatenate([np.full(len(history), full_view),
-                                  event_weights(events, now=now)])
-        return weighted_preference(rows, weights, model.item_vectors)
 
     # --- profile updates ------------------------------------------------------------------
 
@@ -175,9 +137,7 @@ class Personalization:
         count = self.profiles.add_events(user_id, events) if events else \
             self.profiles.event_count(user_id)
         stored = self.profiles.events(user_id, limit=self.config.max_profile_events)
-        stored_idx = model.items.numbers([e.content_id for e in stored], missing="negative")
-        _, history = self._history(model, user_id)
-        pref = self._preference(model, history, stored, stored_idx)
+        pref = model.pipeline.state(user_id, events=stored).preference
         affinities = update_genre_affinities(
             current.genre_affinities if current is not None else {}, events,
             [model.item_genres(int(i)) for i in idx])

@@ -1,29 +1,26 @@
 """Recommendation and personalisation handlers (SPEC §2.10), plain Python, no BentoML.
 
-:class:`RecsHandler` implements the endpoints over the served :class:`LoadedModel`:
-
-1. every :class:`~sona.serving.sources.CandidateSource` scores all items for the batch;
-2. the ONNX ranker blends the applicable sources (weights renormalised per user),
-   applies the LoRA boost ``·(1 + lora_boost·lora_score)``, masks watched items and keeps
-   the top ``pool_size``;
-3. MMR re-ranks the pool for diversity (``λ = 1 - diversity_threshold``, default 0.7) and
-   cuts to ``limit``; each item says which sources it came from.
-
-Cold users (at most 5 watches) get the explicit cold-start list instead. Everything is
-batched: ``/recommendations/batch`` scores many users with one call per graph.
+:class:`RecsHandler` turns requests into calls of the served
+:class:`~sona.pipeline.Pipeline` and its results into responses; it ranks nothing itself.
+A request's user becomes a :class:`~sona.pipeline.UserState` (profile events, adapter,
+signup genres; :class:`Personalization`), its context a
+:class:`~sona.ranking.context.Context`, and :meth:`Pipeline.rank` does the rest: sources,
+blend, LoRA boost, exclusions, cold start and MMR, the code ``sona run`` scored. An A/B arm
+may override the weights, λ or LoRA boost (:class:`RankOverrides`); nothing else differs.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
+from sona.pipeline import LABELS, SOURCES, Ranked, UserState
 from sona.profile import ViewingEvent
+from sona.ranking.context import Context
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel, ModelStore
@@ -47,64 +44,48 @@ from sona.serving.schemas import (
     SimilarRequest,
     SimilarResponse,
 )
-from sona.serving.sources import (
-    CandidateSource,
-    CollaborativeSource,
-    ContentSource,
-    ContextSource,
-    ScoringBatch,
-    UserState,
-    cold_start,
-)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RecsConfig:
-    """Hybrid ranking knobs (SPEC §2.7 values; A/B-testable)."""
+    """Response settings; what is ranked and how lives in the served pipeline's config."""
 
-    # blend weight per candidate source name (renormalised over the sources that apply)
-    weights: dict[str, float] = field(default_factory=lambda: {
-        "collaborative": 0.35, "content_based": 0.25, "graph_based": 0.30, "context": 0.10})
-    # LoRA boost: score *= 1 + lora_boost * lora_score
-    lora_boost: float = 0.3
-    # MMR relevance weight when the request gives no diversity_threshold
-    mmr_lambda: float = 0.7
-    # MMR re-ranks the best mmr_pool_factor x limit candidates of the ranker's pool
-    mmr_pool_factor: int = 5
-    # users with at most this many watches get cold-start results
-    cold_start_max_events: int = 5
     # response TTLs in seconds: personalised / trending
     ttl_seconds: int = 3600
     trending_ttl_seconds: int = 1800
 
 
-def mmr(candidates: NDArray[np.int64], relevance: NDArray[np.floating],
-        vectors: NDArray[np.float32], k: int, lam: float) -> NDArray[np.int64]:
-    """Greedy maximal marginal relevance: positions into ``candidates``, length <= ``k``.
+@dataclass(frozen=True, slots=True)
+class RankOverrides:
+    """An A/B arm's changes to the served pipeline's ranking (None keeps the pipeline's)."""
 
-    Picks ``argmax λ·rel - (1-λ)·max cos(candidate, selected)`` with ``rel`` min-max
-    scaled to [0, 1] (Carbonell & Goldstein, SIGIR 1998). One ``(m, D)·(D,)`` product per
-    pick keeps it O(k·m·D) for ``m`` candidates.
-    """
-    n = len(candidates)
-    if n == 0 or lam >= 1.0:
-        return np.arange(min(k, n))
-    rel = np.asarray(relevance, np.float64)
-    span = rel.max() - rel.min()
-    rel = (rel - rel.min()) / span if span > 0 else np.ones(n)
-    vecs = vectors[candidates].astype(np.float32)
-    base = lam * rel
-    max_sim = np.zeros(n)
-    picked = np.empty(min(k, n), np.int64)
-    for step in range(len(picked)):
-        gain = base - (1.0 - lam) * max_sim
-        gain[picked[:step]] = -np.inf
-        j = int(np.argmax(gain))
-        picked[step] = j
-        np.maximum(max_sim, vecs @ vecs[j], out=max_sim)
-    return picked
+    # blend weight per source name (missing sources weigh 0)
+    weights: dict[str, float] | None = None
+    # MMR λ (overrides the request's diversity_threshold)
+    mmr_lambda: float | None = None
+    # LoRA multiplier
+    lora_boost: float | None = None
+
+    def weight_array(self) -> np.ndarray | None:
+        """Weights in :data:`SOURCES` order, or None."""
+        if self.weights is None:
+            return None
+        unknown = sorted(set(self.weights) - set(SOURCES))
+        if unknown:
+            raise ApiError(400, "bad_variant", f"unknown source(s) {unknown} in variant "
+                           f"weights; sources are {', '.join(SOURCES)}")
+        return np.array([float(self.weights.get(s, 0.0)) for s in SOURCES])
+
+
+def to_context(ctx: RecommendationContext | None) -> Context | None:
+    """The pipeline's context of a request context (None when absent)."""
+    if ctx is None:
+        return None
+    return Context(hour=ctx.hour, weekday=ctx.weekday, device=ctx.device_type,
+                   mood=ctx.mood or None, time_of_day=ctx.time_of_day,
+                   viewing_with=tuple(ctx.viewing_with))
 
 
 class RecsHandler:
@@ -113,21 +94,19 @@ class RecsHandler:
     Args:
         store: the served model (swapped atomically under us).
         personalization: profiles, adapters, user-state cache.
-        metrics: per-source latency metrics.
-        config: ranking knobs.
-        sources: candidate sources in ranker order (default: collaborative, content,
-            context); zoo components append theirs.
+        metrics: latency metrics.
+        config: response settings.
+        overrides: an A/B arm's ranking overrides.
     """
 
     def __init__(self, store: ModelStore, personalization: Personalization,
                  metrics: ServingMetrics, config: RecsConfig = RecsConfig(),
-                 sources: list[CandidateSource] | None = None) -> None:
+                 overrides: RankOverrides | None = None) -> None:
         self.store = store
         self.personalization = personalization
         self.metrics = metrics
         self.config = config
-        self.sources: list[CandidateSource] = sources if sources is not None else [
-            CollaborativeSource(), ContentSource(), ContextSource()]
+        self.overrides = overrides or RankOverrides()
 
     # --- recommendations ------------------------------------------------------------------
 
@@ -139,7 +118,7 @@ class RecsHandler:
                            req.diversity_threshold)[0]
 
     def batch(self, req: BatchRecommendationRequest) -> BatchRecommendationResponse:
-        """Lists for many users in one batched pass per graph (no context)."""
+        """Lists for many users in one batched pass (no context)."""
         model = self.store.current
         states = [self.personalization.state(model, u) for u in req.user_ids]
         return BatchRecommendationResponse(results=self._lists(
@@ -149,105 +128,57 @@ class RecsHandler:
                context: RecommendationContext | None, limit: int, exclude_watched: bool,
                diversity: float | None) -> list[RecommendationResponse]:
         now = datetime.now(UTC)
-        out: list[RecommendationResponse | None] = [None] * len(states)
-        cold = [s.is_cold(self.config.cold_start_max_events) for s in states]
-        warm = [i for i, is_cold in enumerate(cold) if not is_cold]
-        for i, s in enumerate(states):
-            if cold[i]:
-                out[i] = self._cold(model, s, limit, exclude_watched, now)
-        if warm:
-            lam = self.config.mmr_lambda if diversity is None else 1.0 - diversity
-            ranked = self._rank(model, [states[i] for i in warm], context, limit,
-                                exclude_watched, lam, now)
-            for i, resp in zip(warm, ranked, strict=True):
-                out[i] = resp
-        return [r for r in out if r is not None]
-
-    def _cold(self, model: LoadedModel, state: UserState, limit: int, exclude_watched: bool,
-              now: datetime) -> RecommendationResponse:
-        with self.metrics.time_source("cold_start"):
-            idx, conf, strategy, based_on = cold_start(model, state, limit,
-                                                       exclude_watched=exclude_watched)
-        self.metrics.cold_start.labels(strategy).inc()
-        explanation = (f"Popular in your signup genres ({based_on.split(': ', 1)[1]})"
-                       if strategy == "cold_start_genres" else "Trending now")
-        recs = [Recommendation(content_id=model.items.id(int(i)), confidence_score=float(c),
-                               recommendation_type="cold_start", based_on=[based_on],
-                               explanation=explanation) for i, c in zip(idx, conf, strict=True)]
-        trending = strategy == "cold_start_trending"
-        ttl = self.config.trending_ttl_seconds if trending else self.config.ttl_seconds
-        return RecommendationResponse(
-            user_id=state.user_id, recommendations=recs, generated_at=now, ttl_seconds=ttl,
-            strategy="cold_start_trending" if trending else "cold_start_genres",
-            model_version=model.version)
-
-    def _score_sources(self, model: LoadedModel, states: list[UserState],
-                       context: RecommendationContext | None,
-                       ) -> tuple[ScoringBatch, NDArray[np.float32], NDArray[np.float32]]:
-        """Raw source scores ``(B, S, n)`` and renormalised weights ``(B, S)``."""
-        batch = ScoringBatch(model, states, context, self.metrics)
-        raw, weights = [], []
-        for source in self.sources:
-            scores, applies = source.scores(batch)
-            raw.append(np.asarray(scores, np.float32))
-            weights.append(applies * self.config.weights.get(source.name, 0.0))
-        stacked = np.ascontiguousarray(np.stack(raw, axis=1), np.float32)
-        w = np.stack(weights, axis=1).astype(np.float64)
-        total = w.sum(axis=1, keepdims=True)
-        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-        return batch, stacked, w.astype(np.float32)
-
-    def _rank(self, model: LoadedModel, states: list[UserState],
-              context: RecommendationContext | None, limit: int, exclude_watched: bool,
-              lam: float, now: datetime) -> list[RecommendationResponse]:
-        batch, sources, weights = self._score_sources(model, states, context)
-        lora = batch.content_and_lora[1]
-        exclude = np.zeros((len(states), model.n_items), bool)
-        if exclude_watched:
-            for row, s in enumerate(states):
-                exclude[row, s.watched] = True
-        boost = np.full((len(states), 1), self.config.lora_boost, np.float32)
-        with self.metrics.time_source("ranker"):
-            top_scores, top_idx = model.rank(sources, weights, lora, boost, exclude)
-        low = sources.min(axis=2)
-        span = sources.max(axis=2) - low
-        names = [s.name for s in self.sources]
-        labels = [cast(RecommendationType, s.label) for s in self.sources]
-        results = []
+        o = self.overrides
+        lam = o.mmr_lambda if o.mmr_lambda is not None else (
+            None if diversity is None else 1.0 - diversity)
+        with self.metrics.time_source("pipeline"):
+            ranked = model.pipeline.rank(states, limit, contexts=to_context(context),
+                                         exclude_watched=exclude_watched, mmr_lambda=lam,
+                                         weights=o.weight_array(), lora_boost=o.lora_boost)
+        out = []
         for row, state in enumerate(states):
-            valid = np.isfinite(top_scores[row])
-            # MMR looks at the best mmr_pool_factor x limit candidates, not the whole pool
-            keep = min(int(valid.sum()), max(limit * self.config.mmr_pool_factor, limit))
-            pool, pool_scores = top_idx[row][valid][:keep], top_scores[row][valid][:keep]
-            with self.metrics.time_source("mmr"):
-                order = mmr(pool, pool_scores, model.item_vectors, limit, lam)
-            chosen = pool[order]
-            # per-source contribution of each chosen item, all at once: (S, L)
-            norm = np.divide(sources[row][:, chosen] - low[row][:, None], span[row][:, None],
-                             out=np.zeros((len(names), len(chosen)), np.float32),
-                             where=span[row][:, None] > 0)
-            contrib = norm * weights[row][:, None]
-            boosted = (lora[row, chosen] > 0) if state.lora_b is not None else \
-                np.zeros(len(chosen), bool)
-            confidence = np.clip(pool_scores[order], 0.0, 1.0)
-            recs = []
-            for col, item in enumerate(chosen):
-                based_on = [n for n, c in zip(names, contrib[:, col], strict=True) if c > 0]
-                if boosted[col]:
-                    based_on.append("lora")
-                n_sources = int(np.count_nonzero(contrib[:, col]))
-                kind: RecommendationType = labels[int(np.argmax(contrib[:, col]))] \
-                    if n_sources == 1 else "hybrid"
-                recs.append(Recommendation(
-                    content_id=model.items.id(int(item)),
-                    confidence_score=float(confidence[col]), recommendation_type=kind,
-                    based_on=based_on, explanation=("Based on: " + ", ".join(based_on))
-                    if based_on else "Recommended for you"))
-            results.append(RecommendationResponse(
-                user_id=state.user_id, recommendations=recs, generated_at=now,
-                ttl_seconds=self.config.ttl_seconds, strategy="personalized",
-                model_version=model.version))
-        return results
+            strategy = ranked.strategy[row]
+            if strategy != "personalized":
+                self.metrics.cold_start.labels(strategy).inc()
+            out.append(RecommendationResponse(
+                user_id=state.user_id, recommendations=self._items(model, ranked, row),
+                generated_at=now, ttl_seconds=self.config.trending_ttl_seconds
+                if strategy == "cold_start_trending" else self.config.ttl_seconds,
+                strategy=cast(Any, strategy), model_version=model.version))
+        return out
+
+    @staticmethod
+    def _items(model: LoadedModel, ranked: Ranked, row: int) -> list[Recommendation]:
+        idx = ranked.idx[row]
+        valid = idx >= 0
+        ids = model.items.ids(idx[valid])
+        strategy = ranked.strategy[row]
+        if strategy != "personalized":
+            reason = ranked.based_on[row]
+            explanation = (f"Popular in your signup genres ({reason.split(': ', 1)[1]})"
+                           if strategy == "cold_start_genres" else "Trending now")
+            return [Recommendation(content_id=i, confidence_score=float(c),
+                                   recommendation_type="cold_start", based_on=[reason],
+                                   explanation=explanation)
+                    for i, c in zip(ids, ranked.relevance[row][valid], strict=True)]
+        contrib = ranked.contributions[row][:, valid]  # (S, L)
+        lora = ranked.lora[row][valid]
+        confidence = np.clip(ranked.relevance[row][valid], 0.0, 1.0)
+        recs = []
+        for col, item in enumerate(ids):
+            based_on = [s for s, c in zip(ranked.sources, contrib[:, col], strict=True)
+                        if c > 0]
+            if lora[col] > 0:
+                based_on.append("lora")
+            n_sources = int(np.count_nonzero(contrib[:, col]))
+            kind = cast(RecommendationType, LABELS[ranked.sources[int(np.argmax(
+                contrib[:, col]))]]) if n_sources == 1 else "hybrid"
+            recs.append(Recommendation(
+                content_id=item, confidence_score=float(confidence[col]),
+                recommendation_type=kind, based_on=based_on,
+                explanation=("Based on: " + ", ".join(based_on)) if based_on
+                else "Recommended for you"))
+        return recs
 
     # --- items and scores -------------------------------------------------------------------
 
@@ -262,9 +193,7 @@ class RecsHandler:
         """Nearest items in the item vector index (the item itself excluded)."""
         model = self.store.current
         idx = self._item(model, req.content_id)
-        vectors = model.item_factors if model.manifest["index_vectors"] == "item_factors" \
-            and model.item_factors is not None else model.item_vectors
-        query = np.asarray(vectors[idx:idx + 1], np.float32)
+        query = np.asarray(model.index_vectors[idx:idx + 1], np.float32)
         item_id = model.items.id(idx)
         if not np.any(query):
             return SimilarResponse(content_id=item_id, similar_content=[],
@@ -276,33 +205,35 @@ class RecsHandler:
             model_version=model.version)
 
     def score(self, req: ScoreRequest) -> ScoreResponse:
-        """One (user, item) score in [0, 1] with its per-source components."""
+        """One (user, item) score in [0, 1] with its per-source components.
+
+        The blend of :meth:`Pipeline.blend_states` at the item: each component is the
+        source's normalised score (None where the source does not apply to the user), the
+        score is the weighted blend times the LoRA boost; a cold user gets the item's
+        popularity relative to the most popular item (SPEC §2.8).
+        """
         model = self.store.current
         item = self._item(model, req.content_id)
         state = self.personalization.state(model, req.user_id)
-        batch, sources, weights = self._score_sources(model, [state], req.context)
-        lora = float(batch.content_and_lora[1][0, item]) if state.lora_b is not None else 0.0
-        comps: dict[str, float | None] = {}
-        for s, source in enumerate(self.sources):
-            row = sources[0, s]
-            lo, span = float(row.min()), float(row.max() - row.min())
-            value = (float(row[item]) - lo) / span if span > 0 else 0.0
-            comps[source.name] = value if weights[0, s] > 0 else None
-        if weights.sum() > 0:
-            blend = sum(float(weights[0, s]) * (comps[src.name] or 0.0)
-                        for s, src in enumerate(self.sources))
-            score = blend * (1.0 + self.config.lora_boost * lora)
-        else:  # nothing applies (cold user, no context): relative popularity
+        pipeline = model.pipeline
+        o = self.overrides
+        with self.metrics.time_source("pipeline"):
+            mixed = pipeline.blend_states([state], to_context(req.context), o.weight_array(),
+                                          o.lora_boost)
+        comps = {s: float(np.clip(mixed.normalized[0, i, item], 0.0, 1.0))
+                 if mixed.weights[0, i] > 0 else None for i, s in enumerate(SOURCES)}
+        lora = float(mixed.lora[0, item])
+        if state.is_cold(pipeline.config.cold_start_max_events) or mixed.weights.sum() == 0:
             top = float(model.popularity.max(initial=0.0))
             score = float(model.popularity[item]) / top if top > 0 else 0.0
+        else:
+            score = float(mixed.scores[0, item])
         return ScoreResponse(
             user_id=req.user_id, content_id=model.items.id(item),
             score=float(np.clip(score, 0.0, 1.0)),
             components=ScoreComponents(
-                collaborative=comps.get("collaborative"),
-                content_based=comps.get("content_based"),
-                graph_based=comps.get("graph_based"), context=comps.get("context"),
-                lora_boost=lora),
+                collaborative=comps["collaborative"], content_based=comps["content_based"],
+                graph_based=comps["graph_based"], context=comps["context"], lora_boost=lora),
             model_version=model.version)
 
     # --- profile and LoRA -----------------------------------------------------------------
@@ -348,4 +279,4 @@ class RecsHandler:
         return ok, {"status": "healthy" if ok else "unhealthy", "checks": checks}
 
 
-__all__ = ["RecsConfig", "RecsHandler", "mmr"]
+__all__ = ["RankOverrides", "RecsConfig", "RecsHandler", "to_context"]

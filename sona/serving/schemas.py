@@ -41,6 +41,9 @@ class RecommendationContext(_Request):
     device_type: DeviceType | None = None
     viewing_with: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
                                                                      max_length=20)
+    weekday: int | None = Field(None, ge=0, le=6, description="0 = Monday ... 6 = Sunday")
+    hour: int | None = Field(None, ge=0, le=23,
+                             description="local hour; takes precedence over time_of_day")
 
 
 class RecommendationRequest(_Request):

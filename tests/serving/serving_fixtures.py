@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sona import io
-from sona.serving.bundle import ContentConfig
+from sona.pipeline import ContentConfig
 from sona.serving.export_onnx import ExportConfig
 from sona.serving.process import ServerProcess
 

@@ -1,5 +1,6 @@
-"""ONNX export: parity with the Python models on >= 1000 random inputs (atol 1e-5, identical
-top-10 lists), bundle layout, and that a wrong graph is caught."""
+"""ONNX export: parity with the Python models on >= 1000 random inputs (atol 1e-5, top-10
+lists identical up to ties), bundle layout, the served pipeline around a plain model ranks
+exactly as the model, and that a wrong graph is caught."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 import torch
 from serving_fixtures import FAST_EXPORT
 
-from sona import io
 from sona.models.als import ALS, ALSConfig
 from sona.models.base import Recommender
 from sona.models.bpr import BPR, BPRConfig
@@ -20,10 +20,17 @@ from sona.models.item_knn import ItemKNN, ItemKNNConfig
 from sona.models.popularity import Popularity
 from sona.models.two_tower import TwoTower, TwoTowerConfig
 from sona.ranking.topk import topk
-from sona.serving.bundle import read_manifest
-from sona.serving.export_onnx import ExportConfig, export_graph, export_model, scorer_spec
-from sona.serving.graphs import FactorScorer
-from sona.serving.parity import content_parity, ranker_parity, scorer_parity
+from sona.models.onnx_graphs import FactorScorer
+from sona.pipeline import Pipeline
+from sona.serving.export_onnx import (
+    ExportConfig,
+    export_graph,
+    export_model,
+    read_manifest,
+    scorer_spec,
+)
+from sona.serving.model_store import load_bundle
+from sona.serving.parity import content_parity, scorer_parity, topk_agreement
 from sona.testing.serving import ServingData
 
 ATOL = 1e-5
@@ -50,14 +57,14 @@ def test_bundle_parity_per_model(name: str, serving_data: ServingData, tmp_path)
                           catalog=serving_data.catalog, interactions=serving_data.data,
                           config=FAST_EXPORT)
     checks = {c["graph"]: c for c in result.manifest["parity"]["checks"]}
-    assert set(checks) == {"scorer", "content", "lora", "ranker"}
+    assert set(checks) == {"collaborative", "content", "lora"}
     for check in checks.values():
         assert check["n_inputs"] >= N_INPUTS
         assert check["max_abs_diff"] <= ATOL
         assert check["top10_identical"] == 1.0
 
     # independently of the export's own check: real users, ONNX vs Recommender scores
-    session = _session(result.path / "scorer.onnx")
+    session = _session(result.path / "collaborative.onnx")
     spec = scorer_spec(model)
     users = np.arange(len(model.users_))
     if spec.kind in ("factors", "towers"):
@@ -67,9 +74,16 @@ def test_bundle_parity_per_model(name: str, serving_data: ServingData, tmp_path)
     (onnx_scores,) = session.run(None, {spec.input_name: inputs})
     python_scores = np.asarray(model._score_users(users), np.float64)
     np.testing.assert_allclose(onnx_scores, python_scores, atol=ATOL)
+    masked = np.where(model.seen_.toarray() > 0, -np.inf, python_scores)
     top_onnx, _ = topk(onnx_scores, 10, exclude=model.seen_)
-    np.testing.assert_array_equal(top_onnx, model.items_.numbers(
-        model.recommend(model.users_.ids_array, 10).ids).reshape(-1, 10))
+    assert topk_agreement(top_onnx, masked, ATOL).all()
+    # the served pipeline around the model ranks as the model does, up to ties within atol,
+    # for every user above the cold-start threshold (SPEC §2.8 gives the others trending)
+    pipeline = load_bundle(result.path).pipeline
+    warm = np.diff(model.seen_.indptr) > pipeline.config.cold_start_max_events
+    served = pipeline.recommend(model.users_.ids_array[warm], 10)
+    served_idx = model.items_.numbers(served.ids.ravel()).reshape(-1, 10)
+    assert warm.sum() > 10 and topk_agreement(served_idx, masked[warm], ATOL).all()
 
 
 def test_scorer_parity_on_1000_random_users(serving_data: ServingData, tmp_path) -> None:
@@ -97,17 +111,16 @@ def test_parity_catches_a_wrong_graph(serving_data: ServingData, tmp_path) -> No
     assert report.max_abs_diff > 1e-3 and not report.ok(ATOL)
 
 
-def test_content_and_ranker_graphs_match_numpy(serving_data: ServingData, tmp_path) -> None:
+def test_content_graph_matches_numpy(serving_data: ServingData, tmp_path) -> None:
     model = MODELS["ease"]().fit(serving_data.data)
     result = export_model(model, tmp_path / "b", name="m", version=1,
-                          catalog=serving_data.catalog, config=FAST_EXPORT)
-    _, arrays, _ = io.load_model_dir(result.path / "arrays")
+                          catalog=serving_data.catalog, interactions=serving_data.data,
+                          config=FAST_EXPORT)
+    features = Recommender.load(result.path / "pipeline").features_  # type: ignore[attr-defined]
     scaling = result.manifest["lora"]["scaling"]
-    reports = content_parity(_session(result.path / "content.onnx"), arrays["item_vectors"],
-                             arrays["lora_base"], scaling, N_INPUTS, seed=11)
-    reports.append(ranker_parity(_session(result.path / "ranker.onnx"), model.items_.__len__(),
-                                 4, result.manifest["pool_size"], N_INPUTS, seed=11))
-    for report in reports:  # 4 sources: the ranker takes any number
+    reports = content_parity(_session(result.path / "content.onnx"), features.vectors,
+                             features.lora_base, scaling, N_INPUTS, seed=11)
+    for report in reports:
         assert report.ok(ATOL), report
 
 
@@ -117,20 +130,32 @@ def test_bundle_layout_and_manifest(serving_data: ServingData, tmp_path) -> None
     export_model(model, out, name="recs", version=7, catalog=serving_data.catalog,
                  interactions=serving_data.data, config=FAST_EXPORT, run_id="abc")
     assert sorted(p.name for p in out.iterdir()) == [
-        "arrays", "content.onnx", "index", "manifest.json", "model", "ranker.onnx",
-        "scorer.onnx"]
+        "collaborative.onnx", "content.onnx", "index", "manifest.json", "pipeline"]
     assert not list(out.parent.glob(".*tmp*"))  # the temporary folder was renamed away
     manifest = read_manifest(out)
     assert manifest["version"] == "7" and manifest["run_id"] == "abc"
-    assert manifest["scorer_kind"] == "factors" and manifest["index_vectors"] == "item_factors"
-    assert manifest["genres"] == sorted(["action", "comedy", "documentary", "drama", "family",
-                                         "horror", "romance", "sci_fi"])
-    _, arrays, ids = io.load_model_dir(out / "arrays")
-    assert arrays["time_of_day"].shape == (4, len(model.items_))
-    assert arrays["time_of_day"].sum() == len(serving_data.data)
-    np.testing.assert_array_equal(ids["item"], model.items_.ids_array)
-    reloaded = Recommender.load(out / "model")
-    np.testing.assert_array_equal(reloaded.item_factors_, model.item_factors_)  # type: ignore[attr-defined]
+    assert manifest["graphs"]["collaborative"]["kind"] == "factors"
+    assert manifest["index_vectors"] == "item_factors"
+    assert manifest["weights"] == {"collaborative": 1.0, "content_based": 0.0,
+                                   "graph_based": 0.0, "context": 0.0}
+    pipeline = Recommender.load(out / "pipeline")
+    assert isinstance(pipeline, Pipeline)
+    np.testing.assert_array_equal(pipeline.items_.ids_array, model.items_.ids_array)
+    stats = pipeline.features_.context
+    assert stats.hourly.shape == (len(model.items_), 24)
+    np.testing.assert_array_equal(
+        pipeline.models_.models[0].item_factors_, model.item_factors_)  # type: ignore[attr-defined]
+
+
+def test_plain_model_without_interactions_is_refused(serving_data: ServingData,
+                                                     tmp_path) -> None:
+    from sona.errors import DataError
+
+    model = MODELS["als"]().fit(serving_data.data)
+    with pytest.raises(DataError, match="needs the interactions it was fitted on"):
+        export_model(model, tmp_path / "b", name="m", version=1,
+                     catalog=serving_data.catalog, config=FAST_EXPORT)
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow
@@ -139,7 +164,8 @@ def test_dynamo_exporter_parity(serving_data: ServingData, tmp_path) -> None:
     model = MODELS["ease"]().fit(serving_data.data)
     config = dataclasses.replace(FAST_EXPORT, exporter="dynamo")
     result = export_model(model, tmp_path / "b", name="m", version=1,
-                          catalog=serving_data.catalog, config=config)
+                          catalog=serving_data.catalog, interactions=serving_data.data,
+                          config=config)
     assert result.manifest["exporter"] == "dynamo"
     assert all(c["max_abs_diff"] <= ATOL and c["top10_identical"] == 1.0
                for c in result.manifest["parity"]["checks"])

@@ -24,7 +24,7 @@ from sona.models.popularity import Popularity, PopularityConfig
 from sona.profile import ProfileStore, weighted_preference
 from sona.search.engine import load_engine
 from sona.serving.auth import KeyStore
-from sona.serving.bundle import ContentConfig
+from sona.pipeline import ContentConfig
 from sona.serving.errors import ApiError
 from sona.serving.export_onnx import ExportConfig, export_model
 from sona.serving.metrics import serving_metrics
