@@ -511,6 +511,9 @@ class Pipeline(Recommender[PipelineConfig]):
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"mmr_lambda must be in [0, 1], got {lam}")
         n, n_items = len(states), self.features_.n_items
+        per_user = None if contexts is None or isinstance(contexts, Context) else list(contexts)
+        if per_user is not None and len(per_user) != n:  # checked before cold users split off
+            raise ValueError(f"{len(per_user)} contexts for {n} users")
         cold = [s.is_cold(self.config.cold_start_max_events) for s in states]
         warm = [i for i in range(n) if not cold[i]]
         idx = np.full((n, k), -1, np.int64)
@@ -521,8 +524,7 @@ class Pipeline(Recommender[PipelineConfig]):
         strategy = ["personalized"] * n
         based_on = [""] * n
         if warm:
-            ctx = contexts if contexts is None or isinstance(contexts, Context) else \
-                [list(contexts)[i] for i in warm]
+            ctx = contexts if per_user is None else [per_user[i] for i in warm]
             wstates = [states[i] for i in warm]
             mixed = self.blend_states(wstates, ctx, weights, lora_boost)
             exclude = watched_matrix(wstates, n_items) if exclude_watched else None
