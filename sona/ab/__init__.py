@@ -37,7 +37,6 @@ _EXPORTS: dict[str, str] = {
     "log_report": "report",
     "SyntheticUsers": "users",
     "SimulationConfig": "simulate", "SimulationResult": "simulate", "simulate": "simulate",
-    "DemoServer": "demo", "start_demo_server": "demo",
 }
 
 

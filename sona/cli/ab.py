@@ -202,7 +202,7 @@ def simulate_command(
     console = Console()
     demo = None
     if url is None:
-        from sona.ab.demo import start_demo_server
+        from sona.serving.demo import start_demo_server
 
         console.print(f"starting a demo server in {work_dir} ...")
         demo = start_demo_server(work_dir, data_dir=data_dir, reset_store=True)

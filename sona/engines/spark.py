@@ -1,8 +1,10 @@
 """Spark engine: implicit ALS, top-k with seen-item exclusion and ranking metrics in Spark.
 
 ``engine: spark`` in an experiment config sends every model here instead of the local
-loop. The same :class:`~sona.experiments.results.ModelResult` comes back, so MLflow
-tracking and the leaderboard are shared with local runs; only the work runs in Spark:
+loop (:mod:`sona.experiments.spark_runner` turns the config into calls of this module, so
+the engine knows nothing of experiments). The same
+:class:`~sona.experiments.results.ModelResult` comes back, so MLflow tracking and the
+leaderboard are shared with local runs; only the work runs in Spark:
 
 1. ``pyspark.ml.recommendation.ALS`` with ``implicitPrefs=True`` (Hu, Koren & Volinsky,
    ICDM 2008), hyper-parameters taken from the sona ``als`` model spec
@@ -28,14 +30,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
 from sona import io
-from sona.config import to_dict
 from sona.data.ids import IdIndex
 from sona.data.interactions import Interactions
 from sona.engines.spark_metrics import (
@@ -47,15 +48,12 @@ from sona.engines.spark_metrics import (
 from sona.errors import ConfigError
 from sona.metrics import personalization
 from sona.models.als import ALSConfig
-from sona.models.registry import build_model
 from sona.types import Recommendations
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALSModel
     from pyspark.sql import DataFrame, SparkSession
 
-    from sona.experiments.results import ModelResult
-    from sona.experiments.spec import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -245,67 +243,12 @@ def recommend_top_k(model: ALSModel, users: DataFrame, train: DataFrame, k: int,
     return flat.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
 
 
-def _als_specs(config: ExperimentConfig) -> list[tuple[Any, ALSConfig]]:
-    specs = []
-    for i, spec in enumerate(config.models):
-        if spec.model != "als":
-            raise ConfigError(f"models[{i}].model {spec.model!r}: engine spark trains only "
-                              "'als' models; run the others with engine local")
-        model = build_model(spec.model, spec.params, where=f"models[{i}].params.")
-        specs.append((spec, model.config))
-    return specs
-
-
-def run_spark_models(config: ExperimentConfig, train: Interactions,
-                     test: Interactions) -> list[ModelResult]:
-    """Train and evaluate each ``als`` model of ``config`` in Spark (``engine: spark``).
-
-    Evaluated users are the test users present in train (sorted), as in the local runner;
-    the per-user metric arrays are aligned with them. Metrics Spark cannot compute at
-    scale (``personalization``: all pairs of lists) use :mod:`sona.metrics` on the
-    collected top-k.
-
-    Raises:
-        ConfigError: a model other than ``als``.
-    """
-    from sona.experiments.results import ModelResult
-
-    specs = _als_specs(config)
-    spark_cfg = SparkConfig(master=config.spark_master, app_name=f"sona-{config.name}")
-    results = []
-    with spark_context(spark_cfg) as spark:
-        user_ids, truth, eval_users = _evaluation_frames(spark, train, test)
-        n_seen = np.bincount(train.frame["user_idx"].to_numpy(), minlength=train.n_users)
-        rows_per_user = float(len(train)) / max(1, int((n_seen > 0).sum()))
-        for spec, als_cfg in specs:
-            scfg = SparkALSConfig.from_sona(als_cfg, rows_per_user=rows_per_user,
-                                            num_blocks=spark_cfg.shuffle_partitions)
-            train_df = to_spark_frame(spark, train, train.users, train.items,
-                                      binary=scfg.binary).cache()
-            start = time.perf_counter()
-            model = fit_als(train_df, scfg)
-            fit_s = time.perf_counter() - start
-            start = time.perf_counter()
-            top = recommend_top_k(model, eval_users, train_df, config.k, n_seen=n_seen,
-                                  n_items=train.n_items).cache()
-            top.count()
-            recommend_s = time.perf_counter() - start
-            per_query = evaluate_top_k(top, truth, eval_users, train_df, user_ids, train,
-                                       k=config.k, metrics=list(config.metrics))
-            top.unpersist()
-            train_df.unpersist()
-            params = {**to_dict(scfg), "engine": "spark", "master": spark_cfg.master}
-            results.append(ModelResult(name=spec.name, model=spec.model, params=params,
-                                       per_query=per_query, fit_s=fit_s,
-                                       recommend_s=recommend_s, user_ids=user_ids))
-            log.info("spark %s: fit %.1f s, top-%d %.1f s", spec.name, fit_s, config.k,
-                     recommend_s)
-    return results
-
-
-def _evaluation_frames(spark: SparkSession, train: Interactions,
+def evaluation_frames(spark: SparkSession, train: Interactions,
                        test: Interactions) -> tuple[np.ndarray, DataFrame, DataFrame]:
-    """Sorted evaluated user ids, the ``(user, item)`` ground truth and the user frame."""
+    """Sorted evaluated user ids, the ``(user, item)`` ground truth and the user frame.
+
+    Evaluated users are the test users present in train, as in the local runner.
+    """
     test_ids = np.asarray(test.users.ids_array)
     in_train = train.users.numbers(test_ids, missing="negative") >= 0
     user_ids = test_ids[in_train]
@@ -378,8 +321,8 @@ __all__ = [
     "collect_top_k",
     "evaluate_top_k",
     "fit_als",
+    "evaluation_frames",
     "recommend_top_k",
-    "run_spark_models",
     "session_conf",
     "spark_context",
     "spark_session",

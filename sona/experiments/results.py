@@ -1,7 +1,7 @@
 """What an experiment produces: per-model results, leaderboard rows, the whole result.
 
 :class:`ModelResult` is also the contract of the Spark engine:
-``sona.engines.spark.run_spark_models(config, train, test)`` returns a list of them
+``sona.experiments.spark_runner.run_spark_models(config, train, test)`` returns a list of them
 (``fitted`` is None there: Spark models are not :class:`~sona.models.base.Recommender`).
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import time
 from collections.abc import Iterator
@@ -113,9 +114,11 @@ def _stage(callback: Any, name: str, stage: str) -> None:
 def _spark_results(config: ExperimentConfig, train: Interactions,
                    test: Interactions) -> list[ModelResult]:
     try:
-        from sona.engines.spark import run_spark_models
+        # the engine first: an already imported spark_runner must not hide a missing engine
+        importlib.import_module("sona.engines.spark")
+        from sona.experiments.spark_runner import run_spark_models
     except ModuleNotFoundError as exc:
-        if exc.name in ("sona.engines", "sona.engines.spark", "pyspark"):
+        if exc.name in ("sona.engines", "sona.engines.spark", "pyspark", "pyarrow"):
             raise ConfigError("engine spark requires sona.engines.spark (pyspark)") from exc
         raise
     return list(run_spark_models(config, train, test))

@@ -1,10 +1,14 @@
-"""A self-contained SONA server on MovieLens 100K for simulations, the notebook and tests.
+"""A self-contained SONA server on MovieLens 100K for A/B simulations, the notebook and tests.
 
 :func:`start_demo_server` fits two models on ML-100K (v1 ALS, v2 EASE), exports them as
 serving bundles (TorchScript exporter and genre content vectors: a few seconds), writes a
 serving YAML whose A/B store is a SQLite file in the work folder, creates an admin API key
 and starts ``bentoml serve`` on a free 127.0.0.1 port. Variant configs can therefore pin
 ``{"model_version": "2"}`` to serve EASE to one arm.
+
+It lives in serving, not in :mod:`sona.ab`: it composes export, keys and the server process,
+and the A/B package sits below serving (the experiments API imports it), so it never imports
+serving back.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sona.db import sqlite_url
 
 if TYPE_CHECKING:
     from sona.models.base import Recommender
+    from sona.serving.process import ServerProcess
 
 #: registered model name of the demo bundles
 DEMO_MODEL = "sona-ab-demo"
@@ -34,11 +39,11 @@ class DemoServer:
     db_url: str  # the A/B store
     config_path: Path  # serving YAML (for `sona ab report --config`)
     movielens: MovieLens
-    process: object  # sona.serving.process.ServerProcess
+    process: ServerProcess  # the running server
 
     def stop(self) -> None:
         """SIGTERM the server."""
-        self.process.stop()  # type: ignore[attr-defined]
+        self.process.stop()
 
     def __enter__(self) -> Self:
         return self
@@ -52,7 +57,7 @@ def export_demo_models(ml: MovieLens, models_dir: Path) -> list[Path]:
     """Fit ALS (v1) and EASE (v2) on ML-100K and export both bundles under ``models_dir``."""
     from sona.models.als import ALS, ALSConfig
     from sona.models.ease import EASE, EASEConfig
-    from sona.serving.bundle import ContentConfig
+    from sona.pipeline import ContentConfig
     from sona.serving.export_onnx import ExportConfig, export_model
 
     fast = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sona.ab.demo import DemoServer, start_demo_server
 from sona.ab.simulate import Client, SimulationConfig, plan_power, replicate_power, simulate
 from sona.ab.users import SyntheticUsers
 from sona.errors import SonaError
+from sona.serving.demo import DemoServer, start_demo_server
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,13 +25,13 @@ from sona.engines.spark import (  # noqa: E402
     evaluate_top_k,
     fit_als,
     recommend_top_k,
-    run_spark_models,
     session_conf,
     spark_context,
     to_spark_frame,
 )
 from sona.errors import ConfigError  # noqa: E402
 from sona.experiments.runner import evaluation_users, run_experiment  # noqa: E402
+from sona.experiments.spark_runner import run_spark_models  # noqa: E402
 from sona.experiments.spec import from_mapping  # noqa: E402
 from sona.metrics import METRIC_NAMES, evaluate, summarize  # noqa: E402
 from sona.models.als import ALS, ALSConfig  # noqa: E402

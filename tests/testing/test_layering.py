@@ -1,0 +1,63 @@
+"""The package import graph: edges read from source, cycles found, and sona's own layering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sona.testing.layering import find_cycles, import_edges, package_of
+
+ROOT = Path(__file__).resolve().parents[2] / "sona"
+
+# issue 10 item 8: sona/models/registry.py imports sona.pipeline while the pipeline imports
+# models (and lora, which imports models); models and pipeline are being rewritten, so this
+# one is reported there. Any other cycle fails.
+KNOWN_CYCLES = [["sona.lora", "sona.models", "sona.pipeline"]]
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / "sona" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "sona"
+
+
+def test_package_of_names_the_first_level_part() -> None:
+    assert package_of("sona.ab.report") == "sona.ab"
+    assert package_of("sona.io") == "sona.io"
+    assert package_of("sona") is None
+    assert package_of("numpy.linalg") is None
+
+
+def test_edges_cover_lazy_relative_and_from_package_imports(tmp_path: Path) -> None:
+    root = _write(tmp_path, {
+        "__init__.py": "",
+        "io.py": "",
+        "low/__init__.py": "from . import core\n",
+        "low/core.py": "from sona import io\n",
+        "high/__init__.py": "",
+        "high/app.py": "def f() -> None:\n    from sona.low.core import x\n",
+    })
+    edges = {(e.source, e.target, e.module) for e in import_edges(root)}
+    assert edges == {("sona.low", "sona.io", "sona.low.core"),
+                     ("sona.high", "sona.low", "sona.high.app")}
+    assert find_cycles(import_edges(root)) == []
+
+
+def test_cycle_is_found_and_type_checking_imports_are_not_edges(tmp_path: Path) -> None:
+    root = _write(tmp_path, {
+        "__init__.py": "",
+        "a/__init__.py": "from sona.b import y\n",
+        "b/__init__.py": "def g() -> None:\n    from sona.c import z\n",
+        "c/__init__.py": "from sona.a import x\n",
+        "d/__init__.py": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                          "    from sona.a import x\nfrom sona.c import z\n"),
+    })
+    edges = import_edges(root)
+    assert ("sona.d", "sona.a") not in {(e.source, e.target) for e in edges}
+    assert find_cycles(edges) == [["sona.a", "sona.b", "sona.c"]]
+
+
+def test_sona_has_no_new_package_cycles() -> None:
+    cycles = find_cycles(import_edges(ROOT))
+    assert [c for c in cycles if c not in KNOWN_CYCLES] == []
