@@ -29,12 +29,13 @@ datasets/ml-100k/ml-100k.inter: | $(STAMP)
 
 data: datasets/ml-100k/ml-100k.inter  ## fetch MovieLens 100K from the recbole wheel (md5-checked)
 
-demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, promote + export the champion
+demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, promote + export the served pipeline
 	$(BIN)/sona run experiments/ml100k-baselines.yaml
 	$(BIN)/sona run experiments/ml100k-zoo.yaml
+	$(BIN)/sona run experiments/ml100k-pipeline.yaml
 	$(BIN)/sona ingest run --db sqlite:///datasets/cache/catalog.db
 	$(BIN)/sona search eval
-	$(BIN)/sona promote --experiment ml100k-baselines --metric ndcg_at_10 --reason "make demo"
+	$(BIN)/sona promote --experiment ml100k-pipeline --model pipeline --metric ndcg_at_10 --reason "make demo"
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
 	@echo "Serve the champion: make serve  (then http://127.0.0.1:3000/docs)"
 

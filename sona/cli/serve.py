@@ -69,6 +69,9 @@ def promote_command(
     metric: Annotated[str, typer.Option("--metric", help="run metric to rank by")] = "ndcg_at_10",
     minimize: Annotated[bool, typer.Option("--minimize", help="lower is better")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="why (audit log)")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="only runs of this model (e.g. pipeline: the served recommender)")
+    ] = None,
     export: Annotated[bool, typer.Option(
         "--export/--no-export",
         help="publish the ONNX bundle before moving the alias; --no-export moves the alias "
@@ -90,7 +93,8 @@ def promote_command(
     # data first: a missing dataset must fail before anything is registered
     target = (ExportTarget(Path(cfg.models_dir), load_export_data(data_dir, catalog=catalog),
                            _export_config(content, exporter)) if export else None)
-    done = promote_best(tracker, experiment, metric, model_name, maximize=not minimize,
+    done = promote_best(tracker, experiment, metric, model_name, model=model,
+                        maximize=not minimize,
                         reason=reason, audit=audit, export=target)
     console = Console(soft_wrap=True)  # paths and reasons stay one line each
     for skip in done.skipped:

@@ -98,7 +98,7 @@ def _all_rows(result: ExperimentResult) -> list[LeaderboardRow]:
 
 _SHORT = {"precision": "P", "recall": "R", "ndcg": "nDCG", "map": "MAP", "map_min_k": "MAPk",
           "mrr": "MRR", "hit_rate": "HR", "coverage": "cov", "novelty": "nov",
-          "personalization": "pers", "diversity": "ILD"}
+          "personalization": "pers", "diversity": "ILD", "ndcg_context": "nDCGctx"}
 
 
 def leaderboard_table(result: ExperimentResult) -> Table:

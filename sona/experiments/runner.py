@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import inspect
 import logging
 import time
 from collections.abc import Iterator
@@ -33,10 +34,17 @@ from sona.experiments.diversity import (
 )
 from sona.experiments.provenance import git_sha
 from sona.experiments.results import ExperimentResult, ModelResult
-from sona.experiments.spec import DatasetConfig, ExperimentConfig, ModelSpec, validate
+from sona.experiments.spec import (
+    CONTEXT_METRIC,
+    DatasetConfig,
+    ExperimentConfig,
+    ModelSpec,
+    validate,
+)
 from sona.experiments.stats import compare
 from sona.metrics import evaluate
 from sona.models.registry import build_model
+from sona.types import Recommendations
 
 if TYPE_CHECKING:
     from sona.experiments.tracking import ActiveRun, Tracker
@@ -94,16 +102,37 @@ def fit_and_evaluate(
     recs = model.recommend(user_ids, k=k, exclude_seen=True)
     recommend_s = time.perf_counter() - start
     _stage(on_stage, spec.name, "evaluating")
+    runner_metrics = (DIVERSITY_METRIC, CONTEXT_METRIC)
     per_query = evaluate(recs, user_ids, test, k=k,
-                         metrics=[m for m in metrics if m != DIVERSITY_METRIC], train=train)
+                         metrics=[m for m in metrics if m not in runner_metrics], train=train)
     if DIVERSITY_METRIC in metrics:
         if vectors is None:
             raise ValueError("metric 'diversity' needs item vectors (vectors=)")
-        per_query = {m: (list_diversity(recs, train, vectors, k) if m == DIVERSITY_METRIC
-                         else per_query[m]) for m in metrics}
+        per_query[DIVERSITY_METRIC] = list_diversity(recs, train, vectors, k)
+    if CONTEXT_METRIC in metrics:
+        per_query[CONTEXT_METRIC] = heldout_context_ndcg(model, recs, user_ids, test, k=k)
+    per_query = {m: per_query[m] for m in metrics}
     return ModelResult(name=spec.name, model=spec.model, params=to_dict(model.config),
                        per_query=dict(per_query), fit_s=fit_s, recommend_s=recommend_s,
                        user_ids=user_ids, fitted=model)
+
+
+def heldout_context_ndcg(model: Any, recs: Recommendations, user_ids: np.ndarray,
+                         test: Interactions, *, k: int) -> np.ndarray:
+    """Per-user nDCG@k of lists ranked with each user's held-out context.
+
+    The context of a user is the hour and weekday of the middle (median time) of their
+    test events (:func:`sona.pipeline.tuning.heldout_contexts`): what a context-aware model
+    would have been told when the user came back. Models whose ``recommend`` takes no
+    ``context`` rank as without one (their ``recs`` are reused), so the column reads as
+    "what context buys" next to the plain nDCG.
+    """
+    from sona.pipeline.tuning import heldout_contexts
+
+    if "context" in inspect.signature(model.recommend).parameters:
+        contexts = heldout_contexts(test, np.asarray(user_ids))
+        recs = model.recommend(user_ids, k=k, exclude_seen=True, context=contexts)
+    return evaluate(recs, user_ids, test, k=k, metrics=["ndcg"])["ndcg"]
 
 
 def _stage(callback: Any, name: str, stage: str) -> None:

@@ -21,8 +21,12 @@ from sona.experiments.sweep_spec import SweepSpec, validate_sweeps
 from sona.metrics import METRIC_NAMES
 from sona.models.registry import build_model
 
-#: metric names ``sona.metrics.evaluate`` understands, plus intra-list diversity (runner)
-KNOWN_METRICS: tuple[str, ...] = (*METRIC_NAMES, DIVERSITY_METRIC)
+#: nDCG of lists ranked with each user's held-out context (runner; context-aware models)
+CONTEXT_METRIC = "ndcg_context"
+
+#: metric names ``sona.metrics.evaluate`` understands, plus intra-list diversity and the
+#: held-out-context nDCG (both computed by the runner)
+KNOWN_METRICS: tuple[str, ...] = (*METRIC_NAMES, DIVERSITY_METRIC, CONTEXT_METRIC)
 
 DEFAULT_METRICS = ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage",
                    "novelty", "personalization"]

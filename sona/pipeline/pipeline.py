@@ -376,7 +376,13 @@ class Pipeline(Recommender[PipelineConfig]):
         self._onnx_threads = int(threads)
         self._sessions = {}
 
-    def _graph(self, name: str) -> Graph:
+    def graph(self, name: str) -> Graph:
+        """The graph ``name`` as the pipeline runs it: its ONNX Runtime session (or, while
+        tuning on validation, the Python reference).
+
+        Raises:
+            ConfigError: the pipeline has no such graph.
+        """
         if self._reference_only:  # validation tuning: the Python references, no export
             if name == "content":
                 return self.content_source().reference_graph()
@@ -473,9 +479,9 @@ class Pipeline(Recommender[PipelineConfig]):
         applies: dict[str, NDArray[np.bool_]] = {}
         for source in self.model_sources():
             raw[source.name], applies[source.name] = source.scores(states,
-                                                                   self._graph(source.name))
+                                                                   self.graph(source.name))
         content, lora, applies["content_based"], has_lora = self.content_source().scores(
-            states, self._graph("content"))
+            states, self.graph("content"))
         raw["content_based"] = content
         raw["context"], applies["context"] = self.context_rows(contexts, len(states))
         n_items = self.features_.n_items

@@ -137,7 +137,8 @@ def load_export_data(data_dir: str | Path = "datasets", *,
 
 def promote_best(tracker: Tracker, experiment: str, metric: str, name: str, *,
                  maximize: bool = True, reason: str | None = None,
-                 audit: AuditLog | None = None, export: ExportTarget | None = None) -> Promotion:
+                 audit: AuditLog | None = None, export: ExportTarget | None = None,
+                 model: str | None = None) -> Promotion:
     """Make the best exportable run of ``experiment`` by ``metric`` the champion.
 
     Runs are tried best first. Each tried run is registered as a new version of ``name``;
@@ -159,6 +160,7 @@ def promote_best(tracker: Tracker, experiment: str, metric: str, name: str, *,
         reason: why (default: the metric value and run).
         audit: where to write the audit record (optional).
         export: where to publish the bundle before moving the alias (recommended).
+        model: only runs of this model (the experiment YAML's ``model``, e.g. "pipeline").
 
     Returns:
         What was promoted, the bundle path and the runs skipped on the way.
@@ -170,6 +172,11 @@ def promote_best(tracker: Tracker, experiment: str, metric: str, name: str, *,
             the version is tagged ``export_status=failed`` with ``export_error``.
     """
     runs = _ranked_runs(tracker, experiment, metric, maximize=maximize)
+    if model is not None:
+        runs = [r for r in runs if _model_label(r) == model]
+        if not runs:
+            raise ConfigError(f"experiment {experiment!r} has no run of model {model!r} with "
+                              f"metric {metric!r}")
     skipped: list[SkippedRun] = []
     for run in runs:
         version = tracker.register_model(run.run_id, name)

@@ -82,8 +82,11 @@ def _ease(serving_data: ServingData) -> EASE:
 
 
 def _scores_of_served(store: ModelStore, users: np.ndarray) -> np.ndarray:
-    served = store.current
-    return np.asarray(served.collaborative(served.user_inputs(users)))
+    pipeline = store.current.pipeline
+    source = pipeline.model_sources()[0]
+    scores, _ = source.scores(pipeline.states(pipeline.users_.ids(users)),
+                              pipeline.graph(source.name))
+    return np.asarray(scores)
 
 
 def test_promote_exports_then_moves_the_alias(registry: Registry,
