@@ -1,4 +1,4 @@
-"""Shared serving fixtures: synthetic data, two exported bundles, a running server."""
+"""Shared serving fixtures: synthetic data, three exported bundles, a running server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from serving_fixtures import (
     FAST_EXPORT,
+    HYBRID,
     MODEL_NAME,
     Bundles,
     RunningServer,
@@ -16,6 +17,8 @@ from serving_fixtures import (
 from sona.db import sqlite_url
 from sona.models.als import ALS, ALSConfig
 from sona.models.ease import EASE, EASEConfig
+from sona.models.side import ItemSideData
+from sona.pipeline import Pipeline
 from sona.serving.auth import KeyStore
 from sona.serving.export_onnx import export_model
 from sona.serving.process import ServerProcess
@@ -37,7 +40,10 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, serving_data: ServingData)
     v2 = export_model(ALS(ALSConfig(n_factors=16, n_iter=5, n_threads=1)).fit(data),
                       root / MODEL_NAME / "2", name=MODEL_NAME, version=2, catalog=catalog,
                       interactions=data, config=FAST_EXPORT).path
-    return Bundles(root, v1, v2)
+    hybrid = Pipeline(HYBRID, side=ItemSideData(catalog)).fit(data)
+    v3 = export_model(hybrid, root / MODEL_NAME / "3", name=MODEL_NAME, version=3,
+                      config=FAST_EXPORT).path
+    return Bundles(root, v1, v2, v3)
 
 
 @pytest.fixture(scope="session")

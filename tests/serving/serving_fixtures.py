@@ -14,19 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from sona import io
-from sona.pipeline import ContentConfig
+from sona.models.generators import GeneratorSpec
+from sona.pipeline import ContentConfig, PipelineConfig
+from sona.pipeline.graphs import OnnxConfig
 from sona.serving.export_onnx import ExportConfig
 from sona.serving.process import ServerProcess
 
 MODEL_NAME = "test-recs"
 FAST_EXPORT = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
+#: the hybrid bundle (v3): fixed weights and λ, so fitting skips validation tuning
+HYBRID = PipelineConfig(
+    collaborative=GeneratorSpec("collaborative", "ease", {"l2": 10.0}), graph=None,
+    content=ContentConfig(source="genres"),
+    weights={"collaborative": 0.6, "content_based": 0.25, "context": 0.15}, mmr_lambda=0.9,
+    side_source=None, onnx=OnnxConfig(exporter="torchscript"))
 
 
 @dataclass(frozen=True)
 class Bundles:
     models_dir: Path
-    v1: Path  # EASE
-    v2: Path  # ALS
+    v1: Path  # EASE served as the pipeline's only source (Pipeline.around)
+    v2: Path  # ALS, likewise
+    v3: Path  # a fitted hybrid Pipeline: EASE + genre content + context, MMR λ 0.9
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Model store: bundle loading, ALS fold-in, atomic swaps under concurrent reads, polling."""
+"""Model store: bundle loading (a pipeline with its graphs in ONNX Runtime), ALS fold-in,
+atomic swaps under concurrent reads, polling."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import pytest
 import scipy.sparse as sp
 from serving_fixtures import MODEL_NAME, Bundles
 
-from sona.models.base import Recommender
+from sona.genres import GENRES
+from sona.pipeline import Pipeline
+from sona.pipeline.graphs import GraphSession
+from sona.profile import ViewingEvent
+from sona.ranking.context import Context
 from sona.serving.errors import ApiError
-from sona.serving.model_store import ModelStore, load_bundle
+from sona.serving.model_store import LoadedModel, ModelStore, load_bundle
 
 
 def _wait(predicate, timeout: float = 30.0) -> None:
@@ -23,32 +28,51 @@ def _wait(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def _onnx_scores(loaded: LoadedModel, user_idx: np.ndarray) -> np.ndarray:
+    """Collaborative scores of known users through the bundle's ONNX graph."""
+    pipeline = loaded.pipeline
+    source = pipeline.model_sources()[0]
+    scores, applies = source.scores(pipeline.states(loaded.users.ids(user_idx)),
+                                    GraphSession(pipeline.graphs_["collaborative"]))
+    assert applies.all()
+    return scores
+
+
 def test_load_bundle_matches_the_model(bundles: Bundles) -> None:
     loaded = load_bundle(bundles.v2)
-    model = Recommender.load(bundles.v2 / "model")
+    pipeline = Pipeline.load(bundles.v2 / "pipeline")
+    model = pipeline.models_.models[0]  # the ALS the bundle was exported around
     assert (loaded.name, loaded.version) == (MODEL_NAME, "2")
+    assert loaded.manifest["graphs"]["collaborative"]["model"] == "ALS"
+    assert loaded.manifest["weights"] == {"collaborative": 1.0, "content_based": 0.0,
+                                          "graph_based": 0.0, "context": 0.0}
     assert loaded.n_items == len(model.items_) and len(loaded.users) == len(model.users_)
     users = np.arange(5)
-    np.testing.assert_allclose(loaded.collaborative(loaded.user_inputs(users)),
-                               model._score_users(users), atol=1e-5)
-    assert loaded.genre_names == ("action", "comedy", "documentary", "drama", "family",
-                                  "horror", "romance", "sci_fi")
-    assert loaded.genres.shape == (loaded.n_items, 8) and loaded.genres.dtype == bool
+    np.testing.assert_allclose(_onnx_scores(loaded, users), model._score_users(users),
+                               atol=1e-5)
+    genres = loaded.pipeline.features_.genres
+    assert genres.shape == (loaded.n_items, len(GENRES)) and genres.dtype == bool
+    assert {GENRES[c] for c in np.flatnonzero(genres.any(axis=0))} == {
+        "action", "comedy", "documentary", "drama", "family", "horror", "romance", "sci_fi"}
+    assert len(loaded.item_genres(0)) == 2  # two catalog labels per synthetic item
     np.testing.assert_array_equal(loaded.popularity,
                                   np.asarray((model.seen_ > 0).sum(axis=0)).ravel())
-    assert loaded.window_popularity("night").shape == (loaded.n_items,)
+    night, applies = loaded.pipeline.context_rows(Context(time_of_day="night"), 1)
+    assert night.shape == (1, loaded.n_items) and applies[0] and night.max() <= 1.0
 
 
 def test_als_fold_in_equals_implicit_recalculate_user(bundles: Bundles) -> None:
     from implicit.cpu.als import AlternatingLeastSquares
 
     loaded = load_bundle(bundles.v2)
-    meta = loaded.manifest["scorer_meta"]
+    meta = loaded.manifest["graphs"]["collaborative"]["meta"]
+    source = loaded.pipeline.model_sources()[0]
+    item_factors = np.asarray(source.export.arrays["item_factors"], np.float32)
     items = np.array([3, 10, 42, 77])
-    ours = loaded.fold_in(items)[0]
-    ref = AlternatingLeastSquares(factors=loaded.item_factors.shape[1],
+    ours = source.fold_in(items)
+    ref = AlternatingLeastSquares(factors=item_factors.shape[1],
                                   regularization=meta["regularization"], alpha=1.0)
-    ref.item_factors = loaded.item_factors.copy()
+    ref.item_factors = item_factors.copy()
     ref.user_factors = np.zeros((1, ref.factors), np.float32)
     conf = sp.csr_matrix((np.full(len(items), 1 + meta["alpha"], np.float32),
                           (np.zeros(len(items), int), items)), shape=(1, loaded.n_items))
@@ -57,8 +81,27 @@ def test_als_fold_in_equals_implicit_recalculate_user(bundles: Bundles) -> None:
 
 def test_item_item_fold_in_is_the_interaction_row(bundles: Bundles) -> None:
     loaded = load_bundle(bundles.v1)
-    row = loaded.fold_in(np.array([1, 5]))
-    assert row.shape == (1, loaded.n_items) and row.sum() == 2 and row[0, 5] == 1
+    assert loaded.manifest["graphs"]["collaborative"]["model"] == "EASE"
+    row = loaded.pipeline.model_sources()[0].fold_in(np.array([1, 5]))
+    assert row.shape == (loaded.n_items,) and row.sum() == 2 and row[5] == 1
+
+
+def test_hybrid_bundle_is_the_fitted_pipeline(bundles: Bundles) -> None:
+    """A pipeline champion is served as fitted: its weights, λ and graphs, byte for byte."""
+    from serving_fixtures import HYBRID
+
+    loaded = load_bundle(bundles.v3)
+    saved = Pipeline.load(bundles.v3 / "pipeline")
+    assert loaded.manifest["weights"] == {**dict.fromkeys(("graph_based",), 0.0),
+                                          **HYBRID.weights}
+    assert loaded.manifest["mmr_lambda"] == HYBRID.mmr_lambda == loaded.pipeline.mmr_lambda
+    assert sorted(loaded.manifest["graphs"]) == ["collaborative", "content"]
+    for name, graph in loaded.manifest["graphs"].items():
+        assert (bundles.v3 / graph["file"]).read_bytes() == saved.graphs_[name].tobytes()
+    users = loaded.users.ids_array[:6]
+    np.testing.assert_array_equal(
+        loaded.pipeline.recommend(users, k=10, context=Context(mood="happy")).ids,
+        saved.recommend(users, k=10, context=Context(mood="happy")).ids)
 
 
 def test_current_before_load_is_503(bundles: Bundles) -> None:
@@ -79,8 +122,9 @@ def test_swap_is_atomic_under_concurrent_reads(bundles: Bundles) -> None:
         while not stop.is_set():
             try:
                 model = store.current  # one version per "request"
-                scores = model.collaborative(model.user_inputs(np.array([0, 1])))
-                assert scores.shape == (2, model.n_items)
+                pipeline = model.pipeline
+                ranked = pipeline.rank(pipeline.states(model.users.ids_array[:2]), 10)
+                assert ranked.idx.shape == (2, 10) and (ranked.idx >= 0).all()
                 seen_versions.add(model.version)
             except BaseException as exc:  # noqa: BLE001 (collect every failure)
                 failures.append(exc)
@@ -138,11 +182,23 @@ def test_two_tower_bundle_serves_known_and_new_users(tmp_path, serving_data) -> 
 
     model = TwoTower(TwoTowerConfig(n_factors=16, n_epochs=5, n_threads=1)).fit(serving_data.data)
     result = export_model(model, tmp_path / "tt", name="tt", version=1,
-                          catalog=serving_data.catalog, config=FAST_EXPORT)
+                          catalog=serving_data.catalog, interactions=serving_data.data,
+                          config=FAST_EXPORT)
     loaded = load_bundle(result.path)
-    assert result.manifest["scorer_kind"] == "towers" and loaded.user_proj is not None
+    source = loaded.pipeline.model_sources()[0]
+    assert result.manifest["graphs"]["collaborative"]["kind"] == "towers"
+    assert "user_proj" in source.export.arrays
     users = np.arange(4)
-    np.testing.assert_allclose(loaded.collaborative(loaded.user_inputs(users)),
-                               model._score_users(users), atol=1e-5)
-    folded = loaded.fold_in(np.array([1, 2, 3]))
-    assert folded.shape == (1, 16) and np.isfinite(loaded.collaborative(folded)).all()
+    np.testing.assert_allclose(_onnx_scores(loaded, users), model._score_users(users),
+                               atol=1e-5)
+    folded = source.fold_in(np.array([1, 2, 3]))
+    assert folded.shape == (source.export.input_dim,)
+    session = GraphSession(loaded.pipeline.graphs_["collaborative"])
+    (scores,) = session({source.input_name: folded[None, :]})
+    assert scores.shape == (1, loaded.n_items) and np.isfinite(scores).all()
+    # a new user with those watches gets a personalised list from the folded-in vector
+    state = loaded.pipeline.state("new-user", events=[
+        ViewingEvent(int(i), 1.7e9 + n, 1.0) for n, i in enumerate(loaded.items.ids(
+            np.arange(1, 7)))])
+    ranked = loaded.pipeline.rank([state], 5)
+    assert ranked.strategy == ["personalized"] and (ranked.idx[0] >= 0).all()

@@ -1,5 +1,10 @@
 """Recommendation handlers in-process (no HTTP): cold start, hybrid lists, MMR, context,
-scores, profile updates, LoRA training and the central error mapping."""
+scores, profile updates, LoRA training and the central error mapping.
+
+The app serves the hybrid bundle (v3: a fitted pipeline with collaborative, content and
+context sources and MMR λ 0.9); the handlers only turn requests into pipeline calls, so
+lists are checked against :meth:`Pipeline.rank` of the same state where it matters.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_fixtures import Bundles, write_config
+from serving_fixtures import HYBRID, Bundles, write_config
 
 from sona.errors import DataError, UnknownIdError
+from sona.genres import GENRES
+from sona.ranking.context import Context, context_scores
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.errors import ApiError
-from sona.serving.recs_api import mmr
+from sona.serving.recs_api import RankOverrides, RecsHandler
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     LoraTrainRequest,
@@ -30,7 +37,8 @@ NOW = 1_700_000_000
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, bundles: Bundles) -> Iterator[SonaApp]:
     work = tmp_path_factory.mktemp("recs")
-    sona_app = SonaApp(load_serving_config(write_config(work / "serving.yaml", bundles.models_dir)))
+    sona_app = SonaApp(load_serving_config(write_config(work / "serving.yaml", bundles.models_dir,
+                                                        version="3")))
     yield sona_app
     sona_app.close()
 
@@ -59,10 +67,9 @@ def test_signup_genres_drive_cold_start(app: SonaApp) -> None:
     app.recs.update_profile(ProfileUpdateRequest(user_id="newbie", signup_genres=["Sci-Fi"]))
     resp = app.recs.recommendations(RecommendationRequest(user_id="newbie", limit=4))
     model = app.store.current
-    col = model.genre_column("sci_fi")
     assert resp.strategy == "cold_start_genres"
     for cid in _ids(resp):
-        assert model.genres[model.items.number(cid), col]
+        assert "sci_fi" in model.item_genres(int(model.items.numbers([cid])[0]))
     assert [r.confidence_score for r in resp.recommendations] == pytest.approx(
         [0.8, 0.78, 0.76, 0.74])
     assert resp.recommendations[0].based_on == ["signup genres: sci_fi"]
@@ -74,12 +81,16 @@ def test_warm_user_gets_a_hybrid_list_without_watched_items(app: SonaApp) -> Non
     watched = set(model.items.ids(model.seen[0].indices))
     resp = app.recs.recommendations(RecommendationRequest(user_id=str(user), limit=15))
     ids = _ids(resp)
-    assert resp.strategy == "personalized" and resp.model_version == "1"
+    assert resp.strategy == "personalized" and resp.model_version == "3"
     assert len(ids) == 15 and len(set(ids)) == 15 and not watched & set(ids)
     for rec in resp.recommendations:
         assert 0.0 <= rec.confidence_score <= 1.0
         assert set(rec.based_on) <= {"collaborative", "content_based", "context", "lora"}
         assert rec.explanation == "Based on: " + ", ".join(rec.based_on)
+    # both sources of the blend back the items (no context given: the context source is off)
+    assert all({"collaborative", "content_based"} <= set(r.based_on)
+               for r in resp.recommendations)
+    assert {r.recommendation_type for r in resp.recommendations} == {"hybrid"}
     kept = app.recs.recommendations(RecommendationRequest(
         user_id=str(user), limit=15, exclude_watched=False, diversity_threshold=0.0))
     assert watched & set(_ids(kept))  # the user's favourites rank high when allowed
@@ -93,40 +104,93 @@ def _intra_list_similarity(app: SonaApp, ids: list) -> float:
 
 
 def test_diversity_threshold_runs_mmr(app: SonaApp) -> None:
-    user = str(app.store.current.users.id(3))
-    plain = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
-                                                           diversity_threshold=0.0))
-    diverse = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
-                                                             diversity_threshold=0.9))
-    scores = [r.confidence_score for r in plain.recommendations]
-    assert scores == sorted(scores, reverse=True)  # no diversity: pure relevance order
-    assert _ids(plain) != _ids(diverse)
-    assert _intra_list_similarity(app, _ids(diverse)) < _intra_list_similarity(app, _ids(plain))
+    users = [str(u) for u in app.store.current.users.ids(np.arange(10))]
+    plain_ils, diverse_ils = [], []
+    for user in users:
+        plain = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
+                                                               diversity_threshold=0.0))
+        diverse = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
+                                                                 diversity_threshold=0.9))
+        scores = [r.confidence_score for r in plain.recommendations]
+        assert scores == sorted(scores, reverse=True)  # no diversity: pure relevance order
+        plain_ils.append(_intra_list_similarity(app, _ids(plain)))
+        diverse_ils.append(_intra_list_similarity(app, _ids(diverse)))
+    assert plain_ils != diverse_ils
+    # genre vectors (two genres per item) leave little room per user; on average MMR spreads
+    assert np.mean(diverse_ils) < np.mean(plain_ils)
 
 
-def test_mmr_known_answer() -> None:
-    vectors = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
-    cands = np.array([0, 1, 2])
-    assert list(mmr(cands, np.array([1.0, 0.9, 0.5]), vectors, 2, lam=1.0)) == [0, 1]
-    # the duplicate of item 0 loses to the orthogonal item once diversity counts
-    assert list(mmr(cands, np.array([1.0, 0.9, 0.5]), vectors, 2, lam=0.5)) == [0, 2]
+@pytest.mark.parametrize("diversity", [None, 0.0, 0.5])
+def test_diversity_threshold_is_the_pipelines_mmr_lambda(app: SonaApp,
+                                                         diversity: float | None) -> None:
+    """The handler passes λ = 1 - diversity_threshold (none given: the pipeline's fitted λ)
+    to Pipeline.rank and re-ranks nothing itself (MMR is sona.ranking.rerank.mmr)."""
+    model = app.store.current
+    user = str(model.users.id(8))
+    resp = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
+                                                          diversity_threshold=diversity))
+    state = app.personalization.state(model, user)
+    lam = HYBRID.mmr_lambda if diversity is None else 1.0 - diversity
+    ranked = model.pipeline.rank([state], 10, mmr_lambda=lam)
+    assert _ids(resp) == list(model.items.ids(ranked.idx[0]))
+    assert model.pipeline.mmr_lambda == HYBRID.mmr_lambda
+    if diversity == 0.5:  # another λ than the pipeline's, another list
+        default = model.pipeline.rank([state], 10)
+        assert list(model.items.ids(default.idx[0])) != _ids(resp)
+
+
+def test_ab_arm_overrides_reach_the_pipeline(app: SonaApp) -> None:
+    """An arm's weights and λ replace the pipeline's; a collaborative-only arm lists the
+    collaborative source alone."""
+    model = app.store.current
+    arm = RecsHandler(app.store, app.personalization, app.recs.metrics,
+                      overrides=RankOverrides(weights={"collaborative": 1.0}, mmr_lambda=1.0))
+    user = str(model.users.id(2))
+    resp = arm.recommendations(RecommendationRequest(user_id=user, limit=10,
+                                                     diversity_threshold=0.8))
+    assert {tuple(r.based_on) for r in resp.recommendations} == {("collaborative",)}
+    assert {r.recommendation_type for r in resp.recommendations} == {"collaborative"}
+    state = app.personalization.state(model, user)
+    ranked = model.pipeline.rank([state], 10, mmr_lambda=1.0,
+                                 weights=np.array([1.0, 0.0, 0.0, 0.0]))
+    assert _ids(resp) == list(model.items.ids(ranked.idx[0]))
+    assert _ids(resp) != _ids(app.recs.recommendations(RecommendationRequest(
+        user_id=user, limit=10, diversity_threshold=0.8)))
+    with pytest.raises(ApiError) as err:
+        RecsHandler(app.store, app.personalization, app.recs.metrics,
+                    overrides=RankOverrides(weights={"popularity": 1.0})).recommendations(
+            RecommendationRequest(user_id=user))
+    assert err.value.status == 400 and "popularity" in err.value.message
 
 
 def test_context_mood_changes_scores(app: SonaApp) -> None:
     model = app.store.current
-    user = str(model.users.id(5))
-    cols = [model.genre_column(g) for g in ("comedy", "family")]
-    happy_items = np.flatnonzero(model.genres[:, cols].any(axis=1))
-    other = np.setdiff1d(np.arange(model.n_items), happy_items)
-    score = app.recs.score(ScoreRequest(user_id=user, content_id=str(model.items.id(
-        int(happy_items[0]))), context={"mood": "happy"}))
+    stats = model.pipeline.features_.context
+    happy = context_scores(stats, Context(mood="happy"))
+    # SPEC §2.6: happy lifts comedy/family/animation items above the popularity floor only
+    lifted = np.flatnonzero(happy > 0)
+    cols = [GENRES.index(g) for g in ("animation", "comedy", "family")]
+    assert len(lifted) and stats.genres[lifted][:, cols].any(axis=1).all()
+    user_idx, item = next((u, int(np.setdiff1d(lifted, model.seen[u].indices)[0]))
+                          for u in range(len(model.users))
+                          if np.setdiff1d(lifted, model.seen[u].indices).size)
+    user = str(model.users.id(user_idx))
+    score = app.recs.score(ScoreRequest(user_id=user, content_id=str(model.items.id(item)),
+                                        context={"mood": "happy"}))
     assert score.components.context is not None and score.components.context > 0
-    plain = app.recs.score(ScoreRequest(user_id=user, content_id=str(model.items.id(
-        int(other[0])))))
+    plain = app.recs.score(ScoreRequest(user_id=user, content_id=str(model.items.id(item))))
     assert plain.components.context is None
-    resp = app.recs.recommendations(RecommendationRequest(
-        user_id=user, limit=10, context={"mood": "happy", "time_of_day": "evening"}))
-    assert all("context" in r.based_on for r in resp.recommendations)
+    assert score.score > plain.score  # the context source adds to the blend
+    body = {"mood": "happy", "time_of_day": "evening"}
+    resp = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10,
+                                                          context=body))
+    evening = context_scores(stats, Context(mood="happy", time_of_day="evening"))
+    assert any("context" in r.based_on for r in resp.recommendations)
+    for rec in resp.recommendations:  # the context source backs exactly the lifted items
+        lifted_item = evening[int(model.items.numbers([rec.content_id])[0])] > 0
+        assert ("context" in rec.based_on) == lifted_item, rec
+    no_context = app.recs.recommendations(RecommendationRequest(user_id=user, limit=10))
+    assert _ids(resp) != _ids(no_context)
 
 
 def test_score_components(app: SonaApp) -> None:

@@ -132,7 +132,8 @@ def test_probes_and_metrics(server: RunningServer) -> None:
     status, text = get(f"{server.url}/metrics")
     assert status == 200
     assert 'sona_request_duration_seconds_count{endpoint="recommendations",status="2xx"}' in text
-    for source in ("collaborative", "content_based", "ranker", "mmr"):
+    # one timer around Pipeline.rank (sources, blend, MMR run inside it) and the profile load
+    for source in ("profile_load", "pipeline"):
         assert f'sona_candidate_source_duration_seconds_count{{source="{source}"}}' in text
 
 
