@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, event, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sona import config as sona_config
@@ -62,20 +62,6 @@ def database_url(url: str | None = None, data_dir: str | Path = "data") -> str:
     """The A/B store's URL: ``url``, else ``$SONA_DB_URL``, else ``<data_dir>/experiments.db``."""
     chosen = url or sona_config.env(DB_URL_ENV)
     return chosen if chosen else sqlite_url(Path(data_dir) / SQLITE_FILE)
-
-
-def open_engine(url: str) -> Engine:
-    """An engine with the shared settings (:func:`sona.db.make_engine`) and, on SQLite,
-    ``synchronous=FULL`` so an acknowledged commit survives a power cut."""
-    engine = make_engine(url)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _full_sync(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-    return engine
 
 
 def insert_ignore(conn: Connection, table: Any) -> Any:
@@ -121,7 +107,8 @@ class ExperimentRepository:
     def __init__(self, url: str | None = None, *, data_dir: str | Path = "data",
                  migrate_schema: bool = True) -> None:
         self.url = database_url(url, data_dir)
-        self.engine = open_engine(self.url)
+        # durable: an acknowledged assignment or event survives a power cut
+        self.engine = make_engine(self.url, durable=True, foreign_keys=True)
         if migrate_schema:
             migrate(self.engine)
 
@@ -403,5 +390,4 @@ class ExperimentRepository:
         return None if row is None else dict(row._mapping)
 
 
-__all__ = ["DB_URL_ENV", "SQLITE_FILE", "ExperimentRepository", "database_url", "insert_ignore",
-           "open_engine"]
+__all__ = ["DB_URL_ENV", "SQLITE_FILE", "ExperimentRepository", "database_url", "insert_ignore"]

@@ -68,6 +68,29 @@ def import_edges(root: Path) -> list[ImportEdge]:
     return edges
 
 
+def importers(root: Path, name: str) -> list[str]:
+    """Modules under ``root`` that import ``name`` (a module or one name from it).
+
+    ``name`` is ``"mlflow"`` (matches ``import mlflow``, ``from mlflow.x import y``) or
+    ``"sqlalchemy.create_engine"`` (matches ``from sqlalchemy import create_engine``). Used to
+    check the one-owner rules of STYLE §4 and §11 (one tracking module, one engine factory).
+    """
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            if any(n == name or n.startswith(f"{name}.") for n in names):
+                found.append(".".join(path.relative_to(root.parent).with_suffix("").parts))
+                break
+    return found
+
+
 def find_cycles(edges: list[ImportEdge]) -> list[list[str]]:
     """Strongly connected parts of the package graph with more than one node, sorted.
 

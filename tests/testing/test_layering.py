@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sona.testing.layering import find_cycles, import_edges, package_of
+from sona.testing.layering import find_cycles, import_edges, importers, package_of
 
 ROOT = Path(__file__).resolve().parents[2] / "sona"
 
@@ -61,3 +61,21 @@ def test_cycle_is_found_and_type_checking_imports_are_not_edges(tmp_path: Path) 
 def test_sona_has_no_new_package_cycles() -> None:
     cycles = find_cycles(import_edges(ROOT))
     assert [c for c in cycles if c not in KNOWN_CYCLES] == []
+
+
+def test_importers_match_modules_and_names_from_them(tmp_path: Path) -> None:
+    root = _write(tmp_path, {
+        "__init__.py": "",
+        "a.py": "import mlflow.tracking\n",
+        "b.py": "def f() -> None:\n    from sqlalchemy import create_engine, text\n",
+        "c.py": "from sqlalchemy import text\nimport mlflowx\n",
+    })
+    assert importers(root, "mlflow") == ["sona.a"]
+    assert importers(root, "sqlalchemy.create_engine") == ["sona.b"]
+
+
+def test_one_tracking_module_and_one_engine_factory() -> None:
+    # STYLE §4 and §11: only sona.experiments.tracking imports mlflow; only sona.db
+    # creates SQLAlchemy engines (every store calls sona.db.make_engine)
+    assert importers(ROOT, "mlflow") == ["sona.experiments.tracking"]
+    assert importers(ROOT, "sqlalchemy.create_engine") == ["sona.db"]

@@ -10,10 +10,11 @@ so the A/B store can share a database with other Alembic users (MLflow uses
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection
 
 from sona.ab.migrations import VERSION_TABLE
 from sona.ab.tables import metadata
+from sona.db import make_engine
 
 
 def _run(connection: Connection) -> None:
@@ -36,7 +37,7 @@ def _main() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(str(context.config.get_main_option("sqlalchemy.url")))
+    engine = make_engine(str(context.config.get_main_option("sqlalchemy.url")))
     with engine.connect() as conn:
         _run(conn)
         conn.commit()
