@@ -39,7 +39,7 @@ def onnx_command(
     threads: Annotated[int, typer.Option(min=1, help="intra-op threads, both runtimes")] = 1,
     out: Annotated[Path, typer.Option(help="JSON file")] = Path("benchmarks/results/onnx.json"),
 ) -> None:
-    """ONNX Runtime vs torch eager latency of each graph at batch 1 and 64."""
+    """ONNX Runtime vs torch eager latency of each of the pipeline's graphs at batch 1 and 64."""
     from sona import io
     from sona.bench.onnx_latency import run_onnx_bench
 
@@ -47,11 +47,11 @@ def onnx_command(
     result = run_onnx_bench(path, batches=tuple(batch or (1, 64)), repeats=repeats,
                             max_seconds=max_seconds, threads=threads)
     table = Table(title=f"ONNX Runtime vs torch eager ({path}, {threads} thread(s), median)")
-    for col in ("graph", "batch", "onnx ms", "torch ms", "torch/onnx", "calls"):
+    for col in ("graph", "batch", "onnx ms", "torch ms", "torch/onnx", "calls", "max |diff|"):
         table.add_column(col, justify="left" if col == "graph" else "right")
     for r in result.rows:
         table.add_row(r.graph, str(r.batch), f"{r.onnx_ms:.4f}", f"{r.torch_ms:.4f}",
-                      f"{r.speedup:.2f}x", str(r.n_calls))
+                      f"{r.speedup:.2f}x", str(r.n_calls), f"{r.max_abs_diff:.2g}")
     Console().print(table)
     io.write_json(out, result.to_dict())
 
@@ -80,7 +80,7 @@ def load_command(
     from sona.serving.process import ServerProcess
 
     path = _bundle(bundle, model, content, data_dir)
-    _, _, ids = io.load_model_dir(path / "arrays")
+    _, _, ids = io.load_model_dir(path / "pipeline")  # the served pipeline's id indexes
     users, items = ids["user"], ids["item"]
 
     def recs(rng):  # type: ignore[no-untyped-def]

@@ -25,9 +25,11 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 NameOpt = Annotated[str | None, typer.Option(
     "--name", help="registered model name (default: the config's model_name)")]
 ContentOpt = Annotated[str, typer.Option(
-    "--content", help="item content vectors: text (MiniLM), tfidf or genres")]
+    "--content", help="item content vectors of the pipeline served around a plain model: "
+                      "text (MiniLM), tfidf or genres (a pipeline run keeps its own)")]
 ExporterOpt = Annotated[str, typer.Option(
-    "--exporter", help="ONNX exporter: dynamo (torch.export) or torchscript (legacy, fast)")]
+    "--exporter", help="ONNX exporter of those graphs: dynamo (torch.export) or torchscript "
+                       "(legacy, fast); a pipeline run keeps the graphs it was evaluated with")]
 DataDirOpt = Annotated[Path, typer.Option(
     "--data-dir", help="datasets folder; ML-100K is read from <data-dir>/ml-100k")]
 CatalogOpt = Annotated[Path | None, typer.Option(
@@ -129,12 +131,15 @@ def export_command(
     result = export_version(tracker, model_name, target, cfg.models_dir,
                             load_export_data(data_dir, catalog=catalog),
                             _export_config(content, exporter))
-    console = Console()
+    console = Console(soft_wrap=True)
     for check in result.manifest["parity"]["checks"]:
-        console.print(f"parity {check['graph']:>7}: max|diff| {check['max_abs_diff']:.2e} over "
+        console.print(f"parity {check['graph']:>13}: max|diff| {check['max_abs_diff']:.2e} over "
                       f"{check['n_inputs']} inputs, top-10 identical "
-                      f"{check['top10_identical']:.0%}")
-    console.print(f"exported {model_name} v{target} to {result.path}")
+                      f"{check['top10_identical']:.0%}", markup=False)
+    weights = ", ".join(f"{s}={w:g}" for s, w in result.manifest["weights"].items())
+    console.print(f"pipeline: weights {weights}; MMR λ {result.manifest['mmr_lambda']:g}",
+                  markup=False)
+    console.print(f"exported {model_name} v{target} to {result.path}", markup=False)
 
 
 @keys_app.command("create")

@@ -84,6 +84,9 @@ def test_promote_then_export(tmp_path: Path) -> None:
     res = runner.invoke(app, ["export", *args])  # the champion again, re-exported
     assert res.exit_code == 0, res.output
     assert "top-10 identical 100%" in res.stdout and "exported cli-recs v1" in res.stdout
+    # EASE is served as the pipeline's only source, without MMR
+    assert ("pipeline: weights collaborative=1, content_based=0, graph_based=0, context=0; "
+            "MMR λ 1") in res.stdout
     bad = runner.invoke(app, ["promote", "--experiment", "nope", "--no-export",
                               "--config", str(config)])
     assert isinstance(bad.exception, ConfigError)
