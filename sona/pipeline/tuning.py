@@ -43,7 +43,8 @@ def ndcg_of_lists(idx: IndexArray, relevant: sp.csr_matrix, n_relevant: NDArray[
     valid = idx >= 0
     rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1]).reshape(idx.shape)
     hits = np.zeros(idx.shape)
-    hits[valid] = np.asarray(relevant.tocsr()[rows[valid], idx[valid]]).ravel() > 0
+    if valid.any():  # scipy turns an empty fancy index into a matrix, not an empty array
+        hits[valid] = np.asarray(relevant.tocsr()[rows[valid], idx[valid]]).ravel() > 0
     discounts = 1.0 / np.log2(np.arange(2, idx.shape[1] + 2))
     ideal_n = np.minimum(np.asarray(n_relevant), k)
     idcg = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])[ideal_n]

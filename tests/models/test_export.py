@@ -150,6 +150,15 @@ def test_hybrid_reason_counts_its_generators() -> None:
         scorer_export(Hybrid(HybridConfig(generators=GENS)))
 
 
+def test_pipeline_exports_as_a_bundle_not_one_scorer() -> None:
+    # by design, fitted or not: export_scorer needs no fit, so this stays fast
+    with pytest.raises(NotExportableError, match="^Pipeline cannot be exported to ONNX: a "
+                       "pipeline runs several graphs") as err:
+        scorer_export(MODELS["pipeline"]())
+    assert err.value.model_class == "Pipeline"
+    assert "sona.serving.export_onnx.export_model" in err.value.reason
+
+
 def test_an_object_without_the_protocol_is_not_exportable() -> None:
     class Legacy:
         """A model written before the protocol."""
