@@ -21,10 +21,10 @@ from sona.data.sources import MovieLens
 from sona.db import sqlite_url
 from sona.lora import SqlAdapterStore
 from sona.models.popularity import Popularity, PopularityConfig
+from sona.pipeline import ContentConfig
 from sona.profile import ProfileStore, weighted_preference
 from sona.search.engine import load_engine
 from sona.serving.auth import KeyStore
-from sona.pipeline import ContentConfig
 from sona.serving.errors import ApiError
 from sona.serving.export_onnx import ExportConfig, export_model
 from sona.serving.metrics import serving_metrics
