@@ -53,7 +53,8 @@ class RecommendationRequest(_Request):
     context: RecommendationContext | None = None
     limit: int = Field(20, ge=1, le=100)
     exclude_watched: bool = True
-    # weight of diversity in MMR re-ranking: 0 = pure relevance; default 0.3 (lambda 0.7)
+    # weight of diversity in MMR re-ranking: λ = 1 - threshold, 0 = pure relevance;
+    # None: the served pipeline's fitted λ
     diversity_threshold: float | None = Field(
         None, ge=0.0, le=1.0, validation_alias=AliasChoices("diversity_threshold", "diversity"))
 
