@@ -45,7 +45,8 @@ def export_graph(module: Any, example: tuple[Any, ...], input_names: list[str],
         with warnings.catch_warnings():
             # chosen on purpose (~50x faster to export); torch warns it is the legacy path
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, example, path, input_names=input_names,
+            torch.onnx.export(module, example, path,  # type: ignore[arg-type]  # file-like ok
+                              input_names=input_names,
                               output_names=output_names, dynamic_axes=dynamic,
                               opset_version=opset, dynamo=False)
         return

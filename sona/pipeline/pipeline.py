@@ -558,8 +558,13 @@ class Pipeline(Recommender[PipelineConfig]):
             if exclude_items is not None:
                 keep = ~np.isin(picked, exclude_items)
                 picked, conf = picked[keep], conf[keep]
-            row_idx, row_sc = pad_rows([picked], [conf], k)
-            idx[i], scores[i], relevance[i] = row_idx[0], row_sc[0], row_sc[0]
+            # list scores: popularity share, as _score_users ranks cold users (score() agrees
+            # with recommend); relevance: the SPEC's cold-start confidence for the API
+            pop = self.features_.popularity.astype(np.float64)
+            share = pop[picked] / pop.max() if pop.max() > 0 else pop[picked]
+            row_idx, row_sc = pad_rows([picked], [share], k)
+            _, row_conf = pad_rows([picked], [conf], k)
+            idx[i], scores[i], relevance[i] = row_idx[0], row_sc[0], row_conf[0]
         return Ranked(idx, scores, relevance, contrib, lora, strategy, based_on, SOURCES)
 
     def recommend(

@@ -176,7 +176,8 @@ def ndcg_from_scores(
     rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1]).reshape(idx.shape)
     hits = np.zeros(idx.shape, dtype=np.float64)
     rel = relevant.tocsr()
-    hits[valid] = np.asarray(rel[rows[valid], idx[valid]]).ravel() > 0
+    if valid.any():  # scipy cannot index with empty arrays: every row unrankable
+        hits[valid] = np.asarray(rel[rows[valid], idx[valid]]).ravel() > 0
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = hits @ discounts
     ideal_n = np.minimum(np.asarray(n_relevant), k)

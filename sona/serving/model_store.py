@@ -121,7 +121,7 @@ def load_bundle(path: str | Path, *, onnx_threads: int = 1) -> LoadedModel:
     if "graphs" not in manifest or not (root / "pipeline").exists():
         raise DataError("bundle was exported by an older SONA (no pipeline/ and graphs); "
                         "export it again with `sona export`", path=root)
-    pipeline = Recommender.load(root / "pipeline")
+    pipeline: Recommender[Any] = Recommender.load(root / "pipeline")
     if not isinstance(pipeline, Pipeline):
         raise DataError(f"bundle holds a {type(pipeline).__name__}, not a Pipeline", path=root)
     missing = sorted(set(manifest["graphs"]) - set(pipeline.graphs_))
