@@ -51,9 +51,11 @@ test-all: data  ## both tiers
 test-fast: data  ## the suite without slow tests and notebooks
 	$(BIN)/python -m pytest -q -m "not slow and not notebook"
 
-lint: $(STAMP)  ## ruff + mypy
-	$(BIN)/ruff check sona tests
-	$(BIN)/mypy sona
+lint: $(STAMP)  ## ruff + mypy; both always run, and any error fails (CI runs this first)
+	@status=0; \
+	$(BIN)/ruff check sona tests || status=1; \
+	$(BIN)/mypy sona || status=1; \
+	exit $$status
 
 bench: data  ## benchmarks and sweeps (each prints a table and writes benchmarks/results/*.json)
 	$(BIN)/sona bench overhead

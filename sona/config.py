@@ -77,7 +77,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a dataclass type, not an instance
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
         return from_dict(tp, value, where=f"{key}.")

@@ -54,7 +54,8 @@ def read_table(path: PathLike, *, sep: str | None = None) -> pd.DataFrame:
         if p.suffix.lower() in {".parquet", ".pq"}:
             frame = pd.read_parquet(p)
         else:
-            delim = sep if sep is not None else ("\t" if p.suffix.lower() in {".tsv", ".tab"} else ",")
+            tabbed = p.suffix.lower() in {".tsv", ".tab"}
+            delim = sep if sep is not None else ("\t" if tabbed else ",")
             frame = pd.read_csv(p, sep=delim)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError) as exc:
@@ -189,8 +190,11 @@ def save_model_dir(
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; refusing to pickle")
-    np.savez(out / "arrays.npz", **{k: np.asarray(v) for k, v in arrays.items()})
-    kinds, values, dtypes = [], [], {}
+    np.savez(out / "arrays.npz", allow_pickle=False,
+             **{k: np.asarray(v) for k, v in arrays.items()})
+    kinds: list[str] = []
+    values: list[str] = []
+    dtypes: dict[str, str] = {}
     for kind, arr in ids.items():
         arr = np.asarray(arr)
         dtypes[kind] = "int64" if arr.dtype.kind in "iu" else "str"
@@ -200,7 +204,9 @@ def save_model_dir(
     write_yaml(out / "config.yaml", {**dict(config), "id_dtypes": dtypes})
 
 
-def load_model_dir(path: PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load_model_dir(
+    path: PathLike,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read what :func:`save_model_dir` wrote: ``(config, arrays, ids)``."""
     src = Path(path)
     for name in ("config.yaml", "arrays.npz", "ids.parquet"):
@@ -248,7 +254,7 @@ def write_npz_atomic(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
             raise TypeError(f"array {name!r} has dtype object; refusing to pickle")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(fh, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
     os.replace(tmp, p)
 
 

@@ -71,7 +71,10 @@ class Recommendations:
                 for x, s in zip(self.ids[i][mask], self.scores[i][mask], strict=True)]
 
     def to_frame(self, query_ids: IdArray, query_col: str = "user_id") -> pd.DataFrame:
-        """Long table ``(query_col, item_id, score, rank)`` without padded entries; rank is 1-based."""
+        """Long table ``(query_col, item_id, score, rank)`` without padded entries.
+
+        Ranks are 1-based.
+        """
         n, k = self.ids.shape
         if len(query_ids) != n:
             raise ValueError(f"{len(query_ids)} query ids for {n} recommendation rows")

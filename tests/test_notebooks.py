@@ -33,7 +33,8 @@ def test_notebook_is_stripped_and_imports_only_sona(path: Path) -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 root = (node.module or "").split(".")[0]
-                assert root == "sona", f"{path.name}: imports {node.module}; notebooks import from sona"
+                assert root == "sona", (
+                    f"{path.name}: imports {node.module}; notebooks import from sona")
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     assert alias.name.split(".")[0] == "sona", (

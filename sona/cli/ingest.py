@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -73,15 +73,25 @@ def print_resolution(report: Any, console: Console) -> None:
 
 @ingest_app.command("run")
 def run(
-    data: Path = typer.Option(Path("datasets/ml-100k"), help="MovieLens 100K folder."),
-    db: str = typer.Option("sqlite:///datasets/cache/catalog.db", help="Catalog database URL."),
-    seed: int = typer.Option(42, help="Feed generator seed."),
-    n_movies: int | None = typer.Option(None, help="Sample this many movies (default: all)."),
-    encoder: str = typer.Option("minilm", help="Text encoder: minilm, tfidf or none."),
-    rules: str = typer.Option(_RULES, help="Resolution rules in order (comma-separated)."),
-    scorer: str = typer.Option("levenshtein", help="Rule-3 edit distance: levenshtein | osa."),
-    save_feeds: Path | None = typer.Option(None, help="Also write the raw feeds + truth here."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
+    db: Annotated[
+        str, typer.Option(help="Catalog database URL.")
+    ] = "sqlite:///datasets/cache/catalog.db",
+    seed: Annotated[int, typer.Option(help="Feed generator seed.")] = 42,
+    n_movies: Annotated[
+        int | None, typer.Option(help="Sample this many movies (default: all).")
+    ] = None,
+    encoder: Annotated[str, typer.Option(help="Text encoder: minilm, tfidf or none.")] = "minilm",
+    rules: Annotated[
+        str, typer.Option(help="Resolution rules in order (comma-separated).")
+    ] = _RULES,
+    scorer: Annotated[
+        str, typer.Option(help="Rule-3 edit distance: levenshtein | osa.")
+    ] = "levenshtein",
+    save_feeds: Annotated[
+        Path | None, typer.Option(help="Also write the raw feeds + truth here.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Generate the nine raw feeds from MovieLens and ingest them into the catalog."""
     from sona import io
@@ -121,13 +131,19 @@ def run(
 
 @ingest_app.command("eval")
 def evaluate(
-    data: Path = typer.Option(Path("datasets/ml-100k"), help="MovieLens 100K folder."),
-    seed: int = typer.Option(42, help="Feed generator seed."),
-    n_movies: int | None = typer.Option(None, help="Sample this many movies (default: all)."),
-    encoder: str = typer.Option("minilm", help="Rule-4 encoder: minilm, tfidf or none."),
-    rules: str = typer.Option(_RULES, help="Resolution rules in order (comma-separated)."),
-    scorer: str = typer.Option("levenshtein", help="Rule-3 edit distance: levenshtein | osa."),
-    output: Path | None = typer.Option(None, help="Also write the table as JSON here."),
+    data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
+    seed: Annotated[int, typer.Option(help="Feed generator seed.")] = 42,
+    n_movies: Annotated[
+        int | None, typer.Option(help="Sample this many movies (default: all).")
+    ] = None,
+    encoder: Annotated[str, typer.Option(help="Rule-4 encoder: minilm, tfidf or none.")] = "minilm",
+    rules: Annotated[
+        str, typer.Option(help="Resolution rules in order (comma-separated).")
+    ] = _RULES,
+    scorer: Annotated[
+        str, typer.Option(help="Rule-3 edit distance: levenshtein | osa.")
+    ] = "levenshtein",
+    output: Annotated[Path | None, typer.Option(help="Also write the table as JSON here.")] = None,
 ) -> None:
     """Resolve the generated feeds and print precision/recall/F1 per rule and overall."""
     from sona import io
@@ -153,9 +169,11 @@ def evaluate(
 
 @ingest_app.command("quality")
 def quality(
-    db: str = typer.Option("sqlite:///datasets/cache/catalog.db", help="Catalog database URL."),
-    threshold: float = typer.Option(0.6, help="Report items scoring below this."),
-    limit: int = typer.Option(20, help="Rows to print."),
+    db: Annotated[
+        str, typer.Option(help="Catalog database URL.")
+    ] = "sqlite:///datasets/cache/catalog.db",
+    threshold: Annotated[float, typer.Option(help="Report items scoring below this.")] = 0.6,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Recalculate every item's quality score and print the low-quality report."""
     from sona.catalog import CatalogStore, utcnow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,20 +37,22 @@ def _engine(data: Path, cache_dir: str):  # noqa: ANN202 (typer module: lazy hea
 
 @search_app.command("query")
 def query(
-    text: str = typer.Argument(..., help="What to search for, e.g. '90s sci-fi comedies'."),
-    mode: str = typer.Option("hybrid", help="hybrid, keyword or vector."),
-    genre: list[str] = typer.Option([], help="Genre filter (repeatable)."),
-    year_min: int = typer.Option(None, help="Released in or after this year."),
-    year_max: int = typer.Option(None, help="Released in or before this year."),
-    k: int = typer.Option(10, help="Results to show."),
-    data: Path = typer.Option(Path("datasets/ml-100k"), help="MovieLens 100K folder."),
-    cache_dir: str = typer.Option("datasets/cache/embeddings", help="Embedding cache folder."),
+    text: Annotated[str, typer.Argument(help="What to search for, e.g. '90s sci-fi comedies'.")],
+    mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
+    genre: Annotated[list[str] | None, typer.Option(help="Genre filter (repeatable).")] = None,
+    year_min: Annotated[int | None, typer.Option(help="Released in or after this year.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Released in or before this year.")] = None,
+    k: Annotated[int, typer.Option(help="Results to show.")] = 10,
+    data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
+    cache_dir: Annotated[
+        str, typer.Option(help="Embedding cache folder.")
+    ] = "datasets/cache/embeddings",
 ) -> None:
     """Search ML-100K and print the results, the parsed intent and the facets."""
     from sona.search.filters import SearchFilters
 
     _, docs, engine = _engine(data, cache_dir)
-    filters = SearchFilters(genres=tuple(genre), year_min=year_min, year_max=year_max)
+    filters = SearchFilters(genres=tuple(genre or ()), year_min=year_min, year_max=year_max)
     result = engine.search(text, filters=filters, page_size=k, mode=mode)  # type: ignore[arg-type]
     table = Table(title=f"{result.total_count} results for {text!r} ({mode}, "
                         f"{result.search_time_ms:.1f} ms)")
@@ -68,14 +71,21 @@ def query(
 
 @search_app.command("eval")
 def evaluate(
-    queries: Path = typer.Option(QUERIES, help="Labelled query set (JSON lines)."),
-    regenerate: bool = typer.Option(False, help="Rebuild the query set from the catalog first."),
-    split: str = typer.Option("test", help="Queries to report: test, dev or all."),
-    tune: bool = typer.Option(False, help="Grid-search fusion and ranking weights on dev."),
-    data: Path = typer.Option(Path("datasets/ml-100k"), help="MovieLens 100K folder."),
-    cache_dir: str = typer.Option("datasets/cache/embeddings", help="Embedding cache folder."),
-    out: Path = typer.Option(Path("benchmarks/results/search-eval.json"),
-                             help="Where to write the summary JSON."),
+    queries: Annotated[Path, typer.Option(help="Labelled query set (JSON lines).")] = QUERIES,
+    regenerate: Annotated[
+        bool, typer.Option(help="Rebuild the query set from the catalog first.")
+    ] = False,
+    split: Annotated[str, typer.Option(help="Queries to report: test, dev or all.")] = "test",
+    tune: Annotated[
+        bool, typer.Option(help="Grid-search fusion and ranking weights on dev.")
+    ] = False,
+    data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
+    cache_dir: Annotated[
+        str, typer.Option(help="Embedding cache folder.")
+    ] = "datasets/cache/embeddings",
+    out: Annotated[
+        Path, typer.Option(help="Where to write the summary JSON.")
+    ] = Path("benchmarks/results/search-eval.json"),
 ) -> None:
     """nDCG@10 and MRR of BM25, vector and hybrid search on the labelled query set."""
     from sona import io

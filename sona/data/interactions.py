@@ -124,8 +124,10 @@ class Interactions:
         dup = out.duplicated(keep="first")
         if dup.any():
             raise DataError("duplicate row", path=source, row=_first_bad_row(dup))
-        users = users if users is not None else IdIndex.from_values(out["user_id"].to_numpy(), "user")
-        items = items if items is not None else IdIndex.from_values(out["item_id"].to_numpy(), "item")
+        if users is None:
+            users = IdIndex.from_values(out["user_id"].to_numpy(), "user")
+        if items is None:
+            items = IdIndex.from_values(out["item_id"].to_numpy(), "item")
         out["user_idx"] = users.numbers(out["user_id"].to_numpy())
         out["item_idx"] = items.numbers(out["item_id"].to_numpy())
         return cls(out, users, items, None if source is None else str(source))

@@ -34,11 +34,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # download_artifacts draws a tqdm bar per call; runs are reported by SONA's own display
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-
 import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel
 
@@ -107,12 +107,21 @@ def _repo_root() -> Path:
     return REPO_ROOT
 
 
+# overloads: a str field stays a str, an optional one stays optional
+@overload
+def _abs_path(value: str, root: Path) -> str: ...
+@overload
+def _abs_path(value: str | None, root: Path) -> str | None: ...
 def _abs_path(value: str | None, root: Path) -> str | None:
     if value is None or Path(value).is_absolute():
         return value
     return str((root / value).resolve())
 
 
+@overload
+def _abs_url(url: str, root: Path) -> str: ...
+@overload
+def _abs_url(url: str | None, root: Path) -> str | None: ...
 def _abs_url(url: str | None, root: Path) -> str | None:
     prefix = "sqlite:///"
     if url is None or not url.startswith(prefix) or url.startswith(prefix + "/"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,7 +135,7 @@ class RecommenderContract:
             "config.yaml", "arrays.npz", "ids.parquet"}
         with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as npz:
             assert all(npz[k].dtype != object for k in npz.files)
-        loaded = Recommender.load(tmp_path / "m")
+        loaded: Recommender[Any] = Recommender.load(tmp_path / "m")
         assert type(loaded) is type(fitted)
         assert loaded.config == fitted.config
         users = self._users(data)

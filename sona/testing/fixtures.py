@@ -72,7 +72,7 @@ def power_law_frame(
         "user_id": arr[:, 0] + USER_OFFSET,
         "item_id": arr[:, 1] + ITEM_OFFSET,
         "rating": rng.integers(1, 6, len(arr)).astype(float),
-        "timestamp": np.sort(rng.integers(8.7e8, 8.9e8, len(arr))).astype(float),
+        "timestamp": np.sort(rng.integers(870_000_000, 890_000_000, len(arr))).astype(float),
     })
 
 

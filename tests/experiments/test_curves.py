@@ -14,7 +14,8 @@ def split():
 
 
 def test_metric_vs_k_matches_evaluate_at_each_k(split):
-    models = {"pop": Popularity().fit(split.train), "ease": EASE(EASEConfig(l2=5.0)).fit(split.train)}
+    models = {"pop": Popularity().fit(split.train),
+              "ease": EASE(EASEConfig(l2=5.0)).fit(split.train)}
     curves = metric_vs_k(models, split.train, split.test, ks=[1, 5, 10], metric="recall")
     assert list(curves.columns) == ["model", "k", "value"]
     assert len(curves) == 6

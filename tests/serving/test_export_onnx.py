@@ -17,11 +17,11 @@ from sona.models.base import Recommender
 from sona.models.bpr import BPR, BPRConfig
 from sona.models.ease import EASE, EASEConfig
 from sona.models.item_knn import ItemKNN, ItemKNNConfig
+from sona.models.onnx_graphs import FactorScorer
 from sona.models.popularity import Popularity
 from sona.models.two_tower import TwoTower, TwoTowerConfig
-from sona.ranking.topk import topk
-from sona.models.onnx_graphs import FactorScorer
 from sona.pipeline import Pipeline
+from sona.ranking.topk import topk
 from sona.serving.export_onnx import (
     ExportConfig,
     export_graph,
