@@ -191,7 +191,8 @@ class Recommender(ABC, Generic[ConfigT]):
             (arrays["seen__data"], arrays["seen__indices"], arrays["seen__indptr"]),
             shape=(len(model.users_), len(model.items_)),
         )
-        model._restore({k[len("state__"):]: v for k, v in arrays.items() if k.startswith("state__")})
+        model._restore({k[len("state__"):]: v for k, v in arrays.items()
+                        if k.startswith("state__")})
         return model  # type: ignore[return-value]
 
     # --- hooks ---------------------------------------------------------------------------

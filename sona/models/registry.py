@@ -1,19 +1,20 @@
 """Model registry: the names an experiment YAML may use for ``models[i].model``.
 
-Model owners add one line to :data:`MODELS` per model. Experiments build models by name
+Model owners add one line to ``_BASE`` per model (``_COMPOSED`` for models of packages
+above this one, such as the served pipeline). Experiments build models by name
 with :func:`build_model`, whose parameters are checked strictly against the model's config
 dataclass, so a typo in a YAML fails at load time with the valid keys listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sona.config import from_dict
 from sona.errors import ConfigError
 from sona.models.als import ALS
-from sona.models.base import Recommender
+from sona.models.base import Recommender, _import_class
 from sona.models.bpr import BPR
 from sona.models.cold_start import ColdStart
 from sona.models.content import ContentBased
@@ -25,10 +26,9 @@ from sona.models.lightgcn import LightGCN
 from sona.models.popularity import Popularity
 from sona.models.ranker import Ranker
 from sona.models.two_tower import TwoTower
-from sona.pipeline.pipeline import Pipeline
 
-#: model name (as written in experiment YAML) -> Recommender subclass
-MODELS: dict[str, type[Recommender[Any]]] = {
+#: the base models of this package
+_BASE: dict[str, type[Recommender[Any]]] = {
     "popularity": Popularity,
     "ease": EASE,
     "itemknn": ItemKNN,
@@ -41,8 +41,32 @@ MODELS: dict[str, type[Recommender[Any]]] = {
     "hybrid": Hybrid,
     "ranker": Ranker,
     "cold_start": ColdStart,
-    "pipeline": Pipeline,
 }
+
+#: models built from the base models, in packages above this one, by class path: the
+#: registry names them without importing them (a package below never imports back)
+_COMPOSED: dict[str, str] = {
+    "pipeline": "sona.pipeline.pipeline.Pipeline",
+}
+
+
+class _Registry(Mapping[str, type[Recommender[Any]]]):
+    """Name -> Recommender class; composed models are imported on first lookup."""
+
+    def __getitem__(self, name: str) -> type[Recommender[Any]]:
+        if name in _BASE:
+            return _BASE[name]
+        return _import_class(_COMPOSED[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*_BASE, *_COMPOSED])
+
+    def __len__(self) -> int:
+        return len(_BASE) + len(_COMPOSED)
+
+
+#: model name (as written in experiment YAML) -> Recommender subclass
+MODELS: Mapping[str, type[Recommender[Any]]] = _Registry()
 
 
 def get_model_class(name: str) -> type[Recommender[Any]]:
