@@ -94,9 +94,15 @@ def mmr(
     if cand.ndim != 2 or cand.shape != rel.shape:
         raise ValueError(f"candidates {cand.shape} and relevance {rel.shape} must be the same "
                          "2-D shape")
-    unit = unit_rows(item_vectors)
-    if cand.size and (cand.max() >= unit.shape[0] or cand.min() < PAD_IDX):
-        raise ValueError(f"candidate indices must lie in [-1, {unit.shape[0]})")
+    n_items = item_vectors.shape[0] if hasattr(item_vectors, "shape") else len(item_vectors)
+    if cand.size and (cand.max() >= n_items or cand.min() < PAD_IDX):
+        raise ValueError(f"candidate indices must lie in [-1, {n_items})")
+    # normalise only the candidates' vectors (a request re-ranks ~50 of thousands of items)
+    used = np.unique(cand[cand >= 0])
+    unit = unit_rows(item_vectors[used] if len(used) else item_vectors[:0])
+    lookup = np.zeros(n_items, dtype=np.int64)
+    lookup[used] = np.arange(len(used))
+    rows_of = np.where(cand >= 0, lookup[np.where(cand >= 0, cand, 0)], 0)
     valid = (cand >= 0) & np.isfinite(rel)
     rel = minmax_rows(rel, valid) if normalize else np.where(valid, rel, np.nan)
     n, m = cand.shape
@@ -104,16 +110,19 @@ def mmr(
     out_gain = np.full((n, k), np.nan)
     for start in range(0, n, _BLOCK):
         rows = slice(start, start + _BLOCK)
-        idx, gain = _mmr_block(cand[rows], rel[rows], valid[rows], unit, k, lambda_)
+        idx, gain = _mmr_block(cand[rows], rows_of[rows], rel[rows], valid[rows], unit, k,
+                               lambda_)
         out_idx[rows], out_gain[rows] = idx, gain
     return out_idx, out_gain
 
 
-def _mmr_block(cand: IndexArray, rel: NDArray[np.float64], valid: NDArray[np.bool_],
-               unit: NDArray[np.float64], k: int,
+def _mmr_block(cand: IndexArray, rows_of: IndexArray, rel: NDArray[np.float64],
+               valid: NDArray[np.bool_], unit: NDArray[np.float64], k: int,
                lambda_: float) -> tuple[IndexArray, NDArray[np.float64]]:
     n, m = cand.shape
-    vectors = unit[np.where(valid, cand, 0)] * valid[..., None]  # (n, m, dim)
+    if unit.shape[0] == 0:  # no valid candidate anywhere in the block
+        return np.full((n, k), PAD_IDX, dtype=np.int64), np.full((n, k), np.nan)
+    vectors = unit[np.where(valid, rows_of, 0)] * valid[..., None]  # (n, m, dim)
     max_sim = np.zeros((n, m))
     available = valid.copy()
     idx = np.full((n, k), PAD_IDX, dtype=np.int64)
