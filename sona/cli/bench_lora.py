@@ -35,8 +35,16 @@ def lora(
     adapt_events: Annotated[int, typer.Option(
         min=1, help="Events before those that adapters train on.")] = 10,
     epochs: Annotated[int, typer.Option(min=1, help="TwoTower epochs.")] = 400,
-    max_users: Annotated[int, typer.Option(min=0, help="Evaluate at most this many users "
-                                                        "(0: all eligible).")] = 0,
+    max_users: Annotated[int, typer.Option(
+        "--max-users", "--users", min=0,
+        help="Evaluate at most this many users, the first by id (0: all eligible).")] = 0,
+    als: Annotated[bool, typer.Option(help="ALS rows: trained factors, and the window "
+                                           "folded in with the ALS user step.")] = True,
+    pipeline: Annotated[bool, typer.Option(help="Served-pipeline rows, without and with "
+                                                "its LoRA source.")] = True,
+    pipeline_graph: Annotated[bool, typer.Option(
+        help="Keep the pipeline's graph source (LightGCN); --no-pipeline-graph fits "
+             "with graph=None (faster).")] = True,
     refit: Annotated[bool, typer.Option(help="Also refit the base with the window "
                                              "events (full-retrain reference).")] = True,
     stratified: Annotated[bool, typer.Option(
@@ -45,12 +53,16 @@ def lora(
     n_boot: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 10_000,
     track: Annotated[bool, typer.Option(help="Log params and metrics to MLflow.")] = True,
 ) -> None:
-    """Per-user and per-segment peft LoRA adapters vs the base TwoTower alone.
+    """Per-user and per-segment peft LoRA adapters vs the base TwoTower and strong baselines.
 
     Protocol: each user's last TEST_EVENTS interactions are the test, the ADAPT_EVENTS before
-    them the adaptation window, everything earlier trains the base. Prints nDCG@10 per row
-    with paired-bootstrap 95% CIs against the base, per-user training and load times for the
-    directory and SQL stores, and adapter sizes (fp32/fp16). Set OPENBLAS_NUM_THREADS=1.
+    them the adaptation window, everything earlier trains the base. Rows: TwoTower base,
+    + segment, + user adapters, refit; ALS, ALS + window fold-in; the served pipeline with
+    the window as events, without and with its LoRA adapters. Prints nDCG@10 per row with
+    paired-bootstrap 95% CIs against the base and against the strongest baseline (the best
+    row without adapters), whether LoRA should stay on in the pipeline, per-user training
+    and load times for the directory and SQL stores, and adapter sizes (fp32/fp16).
+    Set OPENBLAS_NUM_THREADS=1.
     """
     from sona import io
     from sona.data.sources import load_ml100k
@@ -64,7 +76,9 @@ def lora(
     base_cfg = dataclasses.replace(TwoTowerConfig(), n_epochs=epochs)
     config = LoraEvalConfig(test_events=test_events, adapt_events=adapt_events,
                             segment_by=segment_by, refit=refit,  # type: ignore[arg-type]
-                            max_users=max_users, n_boot=n_boot, base=base_cfg)
+                            max_users=max_users, n_boot=n_boot, base=base_cfg,
+                            als_rows=als, pipeline_rows=pipeline,
+                            pipeline=_pipeline_config(data, pipeline_graph))
     adapter = AdapterTrainingConfig(rank=rank, alpha=alpha, learning_rate=lr, n_steps=steps,
                                     l2=l2)
     console = Console()
@@ -81,6 +95,16 @@ def lora(
     if track:
         run_id = _track(report, config, adapter)
         console.print(f"MLflow run {run_id}")
+
+
+def _pipeline_config(data: Path, graph: bool) -> Any:
+    """The served defaults, reading the catalog and embedding cache beside ``data``."""
+    from sona.pipeline import ContentConfig, PipelineConfig
+
+    root = data.parent  # <data_dir>/ml-100k, the layout of `sona data fetch`
+    config = PipelineConfig(content=ContentConfig(cache_dir=str(root / "cache" / "embeddings")),
+                            data_dir=str(root))
+    return config if graph else dataclasses.replace(config, graph=None)
 
 
 def _environment(load_before: float) -> dict[str, Any]:
@@ -121,14 +145,27 @@ def _print(console: Console, report: dict[str, Any]) -> None:
     table = Table(title=f"nDCG@{proto['k']} on {proto['users_evaluated']} users "
                         f"({proto['adapt_events']} window events each, "
                         f"{proto['segments']} segments by {proto['segment_by']})")
-    for col in ("row", "nDCG", "diff vs base", "95% CI", "Wilcoxon p"):
+    strongest = report.get("strongest_baseline")
+    for col in ("row", "nDCG", "diff vs base", "95% CI", f"diff vs {strongest}", "95% CI ",
+                "Wilcoxon p"):
         table.add_column(col, justify="left" if col == "row" else "right")
-    table.add_row("base", f"{report['ndcg']['base']:.4f}", "", "", "")
-    for c in report["comparisons"]:
-        table.add_row(c["a"], f"{c['mean_a']:.4f}", f"{c['mean_diff']:+.4f}",
-                      f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]", f"{c['wilcoxon_p']:.2g}",
-                      style="bold" if c["significant"] else None)
+    for row in table_rows(report):
+        table.add_row(*row)
     console.print(table)
+    console.print(f"split: {proto['split']}; {proto['users_evaluated']} users; strongest "
+                  f"baseline (best row without adapters): {strongest}; bold: CI vs it "
+                  "excludes 0")
+    decision = report.get("lora_in_pipeline") or {}
+    if decision:
+        c = decision["comparison"]
+        info = report.get("pipeline_info", {})
+        console.print(f"pipeline + LoRA vs pipeline w/o LoRA: {c['mean_diff']:+.4f} "
+                      f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]; adapter loss "
+                      f"{info['adapter_loss']['first']:.4f} -> "
+                      f"{info['adapter_loss']['last']:.4f}; lists changed for "
+                      f"{info.get('users_list_changed', 0.0):.1%} of users, mean |LoRA term| "
+                      f"{info.get('lora_term_abs_mean', 0.0):.2e} -> LoRA on by default: "
+                      f"{'yes' if decision['keep_lora_on_by_default'] else 'NO'}")
     t, s = report["timings"], report["storage"]
     cost = Table(title=f"adapter cost (rank {proto['adapter']['rank']}, "
                        f"{s['parameters_per_adapter']} parameters)")
@@ -147,6 +184,25 @@ def _print(console: Console, report: dict[str, Any]) -> None:
                       f"precision@10 {st['precision']:.4f}, fit {st['fit_s']:.1f} s")
 
 
+def table_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One printable row per evaluated row: nDCG, diff + CI vs base and vs the strongest
+    baseline, Wilcoxon p vs the strongest baseline ("" where a row is its own reference)."""
+    by_base = {c["a"]: c for c in report["comparisons"]}
+    by_best = {c["a"]: c for c in report.get("vs_strongest", [])}
+    out = []
+    for name, value in report["ndcg"].items():
+        cells = [name, f"{value:.4f}"]
+        for c in (by_base.get(name), by_best.get(name)):
+            cells += ["", ""] if c is None else [
+                f"{c['mean_diff']:+.4f}", f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"]
+        best = by_best.get(name)
+        cells.append("" if best is None else f"{best['wilcoxon_p']:.2g}")
+        if best is not None and best["significant"]:
+            cells[0] = f"[bold]{name}[/bold]"
+        out.append(tuple(cells))
+    return out
+
+
 def _track(report: dict[str, Any], config: Any, adapter: Any) -> str:
     from sona.config import flatten, to_dict
     from sona.experiments.spec import TrackingConfig
@@ -157,6 +213,12 @@ def _track(report: dict[str, Any], config: Any, adapter: Any) -> str:
     for c in report["comparisons"]:
         metrics.update({f"diff.{c['a']}": c["mean_diff"], f"ci_low.{c['a']}": c["ci_low"],
                         f"ci_high.{c['a']}": c["ci_high"]})
+    for c in report.get("vs_strongest", []):
+        metrics.update({f"diff_best.{c['a']}": c["mean_diff"],
+                        f"ci_low_best.{c['a']}": c["ci_low"],
+                        f"ci_high_best.{c['a']}": c["ci_high"]})
+    if report.get("lora_in_pipeline"):
+        metrics["lora_keep_on"] = float(report["lora_in_pipeline"]["keep_lora_on_by_default"])
     metrics.update({k: v for k, v in report["timings"].items()})
     metrics.update({"loss_first": report["adapter_loss"]["first"],
                     "loss": report["adapter_loss"]["last"]})
@@ -165,9 +227,13 @@ def _track(report: dict[str, Any], config: Any, adapter: Any) -> str:
         metrics[f"bytes_fp16.{name}"] = report["storage"][name]["bytes_float16"]
     for k, v in report.get("two_tower_stratified", {}).items():
         metrics[f"stratified.{k}"] = v
-    evaluation = {k: v for k, v in to_dict(config).items() if k != "base"}
+    evaluation = {k: v for k, v in to_dict(config).items()
+                  if k not in ("base", "als", "pipeline")}
     params = flatten({"adapter": to_dict(adapter), "eval": evaluation,
-                      "base": to_dict(config.base)})
+                      "base": to_dict(config.base), "als": to_dict(config.als),
+                      "pipeline": {"graph": config.pipeline.graph is not None,
+                                   "lora": to_dict(config.pipeline.lora),
+                                   "lora_boost": config.pipeline.lora_boost}})
     with tracker.run("lora-personalization", "sona bench lora") as run:
         run.log_params(params)
         # MLflow metric names allow letters, digits, _ - . / and spaces

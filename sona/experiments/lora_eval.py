@@ -1,4 +1,6 @@
-"""Does tier-2 LoRA personalisation help? Base TwoTower vs base + adapters (SPEC §2.2).
+"""Does tier-2 LoRA personalisation help? Base TwoTower vs base + adapters (SPEC §2.2),
+and against the strong baselines: ALS with the window folded in, and the served pipeline
+with and without its LoRA source.
 
 Protocol (per-user chronological, ``leave_last_out`` applied twice):
 
@@ -13,6 +15,23 @@ user has not seen in base training nor in the window and is scored against the t
 (nDCG@k, binary); rows are compared with base alone by a paired bootstrap over users. A
 "refit" row fits the base model again with the window events included: the full-retrain
 reference that adapters approximate in milliseconds per user.
+
+Strong baselines on the same split and users (:func:`als_rows`, :func:`pipeline_rows`):
+
+- ``ALS``: the tuned ALS fitted on the base part, user factors as trained;
+- ``ALS + window fold-in``: per user, the ALS user step
+  (:meth:`sona.pipeline.sources.ModelSource.fold_in`) over base-part history + window items:
+  serve-time personalisation without any adapter; ``ALS fold-in, window only`` solves the
+  same step over the window items alone (the user as if new: recency only);
+- ``pipeline w/o LoRA`` / ``pipeline + LoRA``: :class:`~sona.pipeline.Pipeline` fitted on
+  the base part; each user's state carries the window as viewing events (full views with
+  their rating, decay reference = the user's last window event) and, for the LoRA row, an
+  adapter trained on those events exactly as the service does
+  (:func:`train_pipeline_adapter`). Lists come from ``Pipeline.rank`` (watched excluded,
+  no request context).
+
+Every row is also compared with the *strongest baseline*: the row without adapters
+(``base``, ``refit``, ALS rows, ``pipeline w/o LoRA``) with the highest mean nDCG.
 
 The storage part saves every user adapter in both backends (directory and SQL) in float32
 and a sample in float16, and times a cold ``AdapterStore.latest`` per user.
@@ -30,17 +49,30 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from sona.data.interactions import Interactions
 from sona.data.splits import leave_last_out
 from sona.experiments.stats import compare
 from sona.metrics import evaluate
+from sona.models.als import ALS, ALSConfig
 from sona.models.two_tower import TwoTower, TwoTowerConfig
+from sona.pipeline import Pipeline, PipelineConfig
+from sona.profile import ViewingEvent
+from sona.types import Recommendations
 
 log = logging.getLogger(__name__)
 
 #: MovieLens-1M age bands (lower bounds), used for ML-100K's exact ages
 AGE_BANDS = (0, 18, 25, 35, 45, 50, 56)
+
+#: row names of the strong baselines and the pipeline
+ALS_ROW, ALS_FOLD_IN_ROW = "ALS", "ALS + window fold-in"
+ALS_WINDOW_ONLY_ROW = "ALS fold-in, window only"
+PIPELINE_ROW, PIPELINE_LORA_ROW = "pipeline w/o LoRA", "pipeline + LoRA"
+#: rows that use no adapter: candidates for the strongest baseline
+BASELINE_ROWS = ("base", "refit (base+window)", ALS_ROW, ALS_FOLD_IN_ROW, ALS_WINDOW_ONLY_ROW,
+                 PIPELINE_ROW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +97,14 @@ class LoraEvalConfig:
     n_boot: int = 10_000
     # tier-1 model
     base: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    # ALS rows (trained factors, and the window folded in with the ALS user step)
+    als_rows: bool = True
+    # ALS settings (default: the tuned config of sona.models.als)
+    als: ALSConfig = field(default_factory=ALSConfig)
+    # served-pipeline rows, with and without its LoRA source
+    pipeline_rows: bool = True
+    # pipeline settings (default: the served defaults, weights and MMR λ fitted)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +118,13 @@ class LoraEvalResult:
     storage: dict[str, Any]  # bytes per backend and precision, round-trip errors
     adapter_loss: dict[str, float]  # mean first/last training loss of user adapters
     per_user: dict[str, list[float]] = field(default_factory=dict)
+    # name of the strongest row without adapters, and every other row compared with it
+    strongest_baseline: str | None = None
+    vs_strongest: list[dict[str, Any]] = field(default_factory=list)
+    # "pipeline + LoRA" vs "pipeline w/o LoRA" and what it means for the default
+    lora_in_pipeline: dict[str, Any] = field(default_factory=dict)
+    # the fitted pipeline (weights, λ) and its adapters (loss, size of the LoRA term)
+    pipeline_info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON (per-user arrays left out)."""
@@ -117,7 +164,8 @@ def segment_labels(users: pd.DataFrame, by: str) -> dict[Any, str]:
 
 def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEvalConfig,
                   workdir: str | Path, *, adapter: Any = None,
-                  base: TwoTower | None = None) -> LoraEvalResult:
+                  base: TwoTower | None = None,
+                  pipeline: Pipeline | None = None) -> LoraEvalResult:
     """Run the protocol in the module docstring.
 
     Args:
@@ -128,6 +176,7 @@ def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEv
         adapter: :class:`~sona.lora.two_tier.AdapterTrainingConfig` (default settings
             when None).
         base: a TwoTower already fitted on this protocol's base split (skips the fit).
+        pipeline: a Pipeline already fitted on this protocol's base split (skips its fit).
 
     Raises:
         ValueError: the window is smaller than the adapter's ``min_events``, or no user
@@ -200,9 +249,29 @@ def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEv
         refit = TwoTower(config.base).fit(rest)
         timings["refit_s"] = time.perf_counter() - start
         rows["refit (base+window)"] = ndcg(refit.recommend(eligible, k=config.k))
+    pipeline_info: dict[str, Any] = {}
+    if config.als_rows:
+        start = time.perf_counter()
+        als = ALS(config.als).fit(base_train)
+        timings["als_fit_s"] = time.perf_counter() - start
+        for name, recs in als_rows(als, eligible, window_items, config.k).items():
+            rows[name] = ndcg(recs)
+    if config.pipeline_rows:
+        if pipeline is None:
+            start = time.perf_counter()
+            pipeline = Pipeline(config.pipeline).fit(base_train)
+            timings["pipeline_fit_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        recs_by_row, pipeline_info = pipeline_rows(pipeline, eligible,
+                                                   window_events(window), config.k)
+        timings["pipeline_rows_s"] = time.perf_counter() - start
+        for name, recs in recs_by_row.items():
+            rows[name] = ndcg(recs)
     comparisons = [compare(values, rows["base"], name_a=name, name_b="base", metric="ndcg",
                            n_boot=config.n_boot).to_dict()
                    for name, values in rows.items() if name != "base"]
+    strongest, vs_strongest = compare_with_strongest(rows, config.n_boot)
+    lora_in_pipeline = lora_decision(rows, config.n_boot)
     storage, load_timings = benchmark_storage(records, workdir, config.fp16_sample)
     timings.update(load_timings)
     protocol = {
@@ -213,14 +282,193 @@ def run_lora_eval(data: Interactions, users: pd.DataFrame | None, config: LoraEv
         "segments": len(members), "base_train_interactions": len(base_train),
         "window_interactions": len(window), "test_interactions": len(test),
         "base": dataclasses.asdict(config.base), "adapter": dataclasses.asdict(adapter_cfg),
+        "eligible": "users with >= adapter min_events window events on items the base model "
+                    "knows and >= 1 test event; every row ranks items outside base history "
+                    "and window",
     }
+    if config.als_rows:
+        protocol["als"] = dataclasses.asdict(config.als)
+    if config.pipeline_rows:
+        protocol["pipeline"] = dataclasses.asdict(config.pipeline)
     losses = [r.metrics for r in records.values()]
     return LoraEvalResult(
         protocol=protocol, ndcg={k: float(np.nanmean(v)) for k, v in rows.items()},
         comparisons=comparisons, timings=timings, storage=storage,
         adapter_loss={"first": float(np.mean([m["loss_first"] for m in losses])),
                       "last": float(np.mean([m["loss"] for m in losses]))},
-        per_user={k: v.tolist() for k, v in rows.items()})
+        per_user={k: v.tolist() for k, v in rows.items()}, strongest_baseline=strongest,
+        vs_strongest=vs_strongest, lora_in_pipeline=lora_in_pipeline,
+        pipeline_info=pipeline_info)
+
+
+def window_events(window: Interactions) -> dict[Any, list[ViewingEvent]]:
+    """User id -> the window as SPEC viewing events, oldest first.
+
+    MovieLens logs ratings, not watch time: every event is a full view (completion 1)
+    carrying its star rating (None where the log has none), not a rewatch, not dismissed.
+    """
+    frame = window.frame.sort_values(["user_idx", "timestamp"], kind="stable")
+    ratings = frame["rating"].to_numpy(np.float64) if "rating" in frame.columns else \
+        np.full(len(frame), np.nan)
+    out: dict[Any, list[ViewingEvent]] = {}
+    for u, i, t, r in zip(frame["user_id"].tolist(), frame["item_id"].tolist(),
+                          frame["timestamp"].to_numpy(np.float64), ratings, strict=True):
+        out.setdefault(u, []).append(ViewingEvent(
+            content_id=i, timestamp=float(t), completion_rate=1.0,
+            rating=None if np.isnan(r) else int(round(r))))
+    return out
+
+
+def als_rows(model: ALS, users: list[Any], window_items: Mapping[Any, list[Any]],
+             k: int) -> dict[str, Recommendations]:
+    """ALS lists without and with each user's window folded in.
+
+    ``ALS`` scores with the user factors learned on the base part. ``ALS + window fold-in``
+    recomputes each user's factor with the ALS user step over base history + window items
+    (:meth:`~sona.pipeline.sources.ModelSource.fold_in`, on ``scorer_export(model)``: the
+    step serving applies to new users); ``ALS fold-in, window only`` over the window items
+    alone. Every row excludes base history and window items.
+    """
+    from sona.pipeline.sources import ModelSource
+    from sona.ranking.topk import topk
+
+    source = ModelSource("collaborative", model)
+    graph = source.reference_graph()
+    user_idx = model.users_.numbers(users)
+    history = sp.csr_matrix(model.seen_)[user_idx]
+    n_items = history.shape[1]
+    exclude = sp.lil_matrix((len(users), n_items), dtype=np.float32)
+    folded = np.zeros((len(users), source.export.input_dim), np.float32)
+    recent = np.zeros_like(folded)
+    for row, u in enumerate(users):
+        known = model.items_.numbers(list(window_items.get(u, [])), missing="negative")
+        watched = np.union1d(history.indices[history.indptr[row]:history.indptr[row + 1]],
+                             known[known >= 0]).astype(np.int64)
+        exclude[row, watched] = 1.0
+        folded[row] = source.fold_in(watched)
+        window_only = np.unique(known[known >= 0]).astype(np.int64)
+        if len(window_only):
+            recent[row] = source.fold_in(window_only)
+    excl = exclude.tocsr()
+    trained = np.asarray(source.export.arrays["user_factors"], np.float32)[user_idx]
+    out = {}
+    for name, inputs in ((ALS_ROW, trained), (ALS_FOLD_IN_ROW, folded),
+                         (ALS_WINDOW_ONLY_ROW, recent)):
+        (scores,) = graph({source.input_name: inputs})
+        idx, top = topk(np.asarray(scores, np.float64), k, exclude=excl)
+        out[name] = Recommendations(model.items_.ids(idx), top)
+    return out
+
+
+def train_pipeline_adapter(pipeline: Pipeline, state: Any,
+                           events: list[ViewingEvent]) -> Any:
+    """The user's adapter as ``Personalization.train`` trains it, or None below min_events.
+
+    Same inputs as the service: the pipeline's LoRA config, shared ``A``
+    (``features_.lora_base``), content vectors of the most recent ``max_events`` events on
+    known items, labels = engagement weights without the dismissal term, the user's
+    preference vector and watch count, starting from zeros (no earlier adapter).
+    """
+    from sona.lora import train_adapter
+    from sona.profile import engagement_weight
+
+    cfg = pipeline.config.lora
+    recent = list(events)[-cfg.max_events:]
+    idx = pipeline.items_.numbers([e.content_id for e in recent], missing="negative") \
+        if recent else np.empty(0, np.int64)
+    usable = [(e, int(i)) for e, i in zip(recent, idx, strict=True) if i >= 0]
+    if len(usable) < cfg.min_events:
+        return None
+    f = pipeline.features_
+    rows = np.array([i for _, i in usable], np.int64)
+    labels = np.array([engagement_weight(e, include_dismissal=False) for e, _ in usable])
+    return train_adapter(f.lora_base, None, f.vectors[rows], labels, state.preference,
+                         interaction_count=state.watch_count, config=cfg)
+
+
+def pipeline_rows(pipeline: Pipeline, users: list[Any],
+                  events: Mapping[Any, list[ViewingEvent]],
+                  k: int) -> tuple[dict[str, Recommendations], dict[str, Any]]:
+    """The served pipeline's lists with the window as stored events, without and with LoRA.
+
+    Each user's state is ``pipeline.state(user, events=window, now=last window event)``;
+    the LoRA row adds the adapter of :func:`train_pipeline_adapter`. Lists are
+    ``pipeline.rank(states, k)`` (watched items excluded, no request context).
+
+    Returns:
+        ``({row: recommendations}, info)``: info holds the fitted weights and λ, adapter
+        counts, losses and training times, the size of the LoRA term in the LoRA lists and
+        the share of users whose list LoRA changes.
+    """
+    plain, boosted = [], []
+    losses_first, losses_last, train_ms = [], [], []
+    for u in users:
+        ev = list(events.get(u, []))
+        now = max((e.timestamp for e in ev), default=None)
+        state = pipeline.state(u, events=ev, now=now)
+        plain.append(state)
+        trained = train_pipeline_adapter(pipeline, state, ev)
+        if trained is None:
+            boosted.append(state)
+            continue
+        losses_first.append(trained.losses[0])
+        losses_last.append(trained.losses[-1])
+        train_ms.append(trained.duration_ms)
+        boosted.append(pipeline.state(u, events=ev, lora_b=trained.user_matrix,
+                                      adapter_version=1, now=now))
+    out: dict[str, Recommendations] = {}
+    ranked = {}
+    for name, states in ((PIPELINE_ROW, plain), (PIPELINE_LORA_ROW, boosted)):
+        ranked[name] = pipeline.rank(states, k)
+        out[name] = Recommendations(pipeline.items_.ids(ranked[name].idx),
+                                    ranked[name].scores)
+    a, b = ranked[PIPELINE_ROW].idx, ranked[PIPELINE_LORA_ROW].idx
+    lora_term = np.abs(ranked[PIPELINE_LORA_ROW].lora[b >= 0])
+    info: dict[str, Any] = {
+        "weights": pipeline.weights, "mmr_lambda": pipeline.mmr_lambda,
+        "lora": dataclasses.asdict(pipeline.config.lora),
+        "lora_boost": pipeline.config.lora_boost,
+        "users_with_adapter": len(train_ms),
+        "adapter_loss": {"first": _mean(losses_first), "last": _mean(losses_last)},
+        "adapter_train_ms": _percentiles("train_ms", train_ms) if train_ms else {},
+        "lora_term_abs_mean": float(lora_term.mean()) if lora_term.size else 0.0,
+        "lora_term_abs_max": float(lora_term.max()) if lora_term.size else 0.0,
+        "users_list_changed": float(np.mean(np.any(a != b, axis=1))) if len(a) else 0.0,
+        "users_set_changed": float(np.mean([set(x) != set(y) for x, y in zip(a, b,
+                                                                            strict=True)]))
+        if len(a) else 0.0,
+    }
+    return out, info
+
+
+def compare_with_strongest(rows: Mapping[str, np.ndarray],
+                           n_boot: int) -> tuple[str, list[dict[str, Any]]]:
+    """The strongest row without adapters (highest mean) and every other row vs it."""
+    baselines = [name for name in rows if name in BASELINE_ROWS]
+    strongest = max(baselines, key=lambda name: float(np.nanmean(rows[name])))
+    return strongest, [compare(values, rows[strongest], name_a=name, name_b=strongest,
+                               metric="ndcg", n_boot=n_boot).to_dict()
+                       for name, values in rows.items() if name != strongest]
+
+
+def lora_decision(rows: Mapping[str, np.ndarray], n_boot: int) -> dict[str, Any]:
+    """``pipeline + LoRA`` vs ``pipeline w/o LoRA``; LoRA stays on only if it wins.
+
+    "Wins" means a positive mean difference whose 95% paired-bootstrap CI excludes 0.
+    Empty when the pipeline rows were not computed.
+    """
+    if PIPELINE_ROW not in rows or PIPELINE_LORA_ROW not in rows:
+        return {}
+    c = compare(rows[PIPELINE_LORA_ROW], rows[PIPELINE_ROW], name_a=PIPELINE_LORA_ROW,
+                name_b=PIPELINE_ROW, metric="ndcg", n_boot=n_boot).to_dict()
+    stays_on = bool(c["ci_low"] > 0)
+    return {"comparison": c, "rule": "LoRA stays on by default only if pipeline + LoRA beats "
+                                     "pipeline w/o LoRA: mean diff > 0 with the 95% CI above 0",
+            "lora_beats_no_lora": stays_on, "keep_lora_on_by_default": stays_on}
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def benchmark_storage(records: Mapping[Any, Any], workdir: Path,
@@ -287,5 +535,7 @@ def _percentiles(prefix: str, values: list[float]) -> dict[str, float]:
             f"{prefix}_mean": float(arr.mean())}
 
 
-__all__ = ["AGE_BANDS", "LoraEvalConfig", "LoraEvalResult", "benchmark_storage",
-           "run_lora_eval", "segment_labels"]
+__all__ = ["AGE_BANDS", "ALS_FOLD_IN_ROW", "ALS_ROW", "ALS_WINDOW_ONLY_ROW", "BASELINE_ROWS",
+           "PIPELINE_LORA_ROW", "PIPELINE_ROW", "LoraEvalConfig", "LoraEvalResult", "als_rows",
+           "benchmark_storage", "compare_with_strongest", "lora_decision", "pipeline_rows",
+           "run_lora_eval", "segment_labels", "train_pipeline_adapter", "window_events"]
