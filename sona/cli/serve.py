@@ -34,6 +34,10 @@ DataDirOpt = Annotated[Path, typer.Option(
     "--data-dir", help="datasets folder; ML-100K is read from <data-dir>/ml-100k")]
 CatalogOpt = Annotated[Path | None, typer.Option(
     "--catalog", help="catalog file (item_id, title, genres) instead of ML-100K")]
+InteractionsOpt = Annotated[Path | None, typer.Option(
+    "--interactions", help="with --catalog: the log (user_id, item_id, timestamp...) the "
+                           "models were fitted on; a plain model is served as a pipeline "
+                           "built from it (popularity, time of day, cold start)")]
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.",
                        no_args_is_help=True)
@@ -80,7 +84,7 @@ def promote_command(
              "at once and servers answer 503 until `sona export` writes the bundle")] = True,
     name: NameOpt = None, config: ConfigOpt = None, content: ContentOpt = "text",
     exporter: ExporterOpt = "dynamo", data_dir: DataDirOpt = Path("datasets"),
-    catalog: CatalogOpt = None,
+    catalog: CatalogOpt = None, interactions: InteractionsOpt = None,
 ) -> None:
     """Export the best exportable run of EXPERIMENT, then move the champion alias to it."""
     from sona.db import sqlite_url
@@ -93,8 +97,10 @@ def promote_command(
     tracker = Tracker(cfg.tracking)
     audit = AuditLog(sqlite_url(cfg.database))
     # data first: a missing dataset must fail before anything is registered
-    target = (ExportTarget(Path(cfg.models_dir), load_export_data(data_dir, catalog=catalog),
-                           _export_config(content, exporter)) if export else None)
+    data = load_export_data(data_dir, catalog=catalog, interactions=interactions) \
+        if export else None
+    target = (ExportTarget(Path(cfg.models_dir), data, _export_config(content, exporter))
+              if data is not None else None)
     done = promote_best(tracker, experiment, metric, model_name, model=model,
                         maximize=not minimize,
                         reason=reason, audit=audit, export=target)
@@ -114,7 +120,7 @@ def export_command(
         "--version", help="registered version (default: the champion)")] = None,
     name: NameOpt = None, config: ConfigOpt = None, content: ContentOpt = "text",
     exporter: ExporterOpt = "dynamo", data_dir: DataDirOpt = Path("datasets"),
-    catalog: CatalogOpt = None,
+    catalog: CatalogOpt = None, interactions: InteractionsOpt = None,
 ) -> None:
     """Write a registered version as ONNX under models/<name>/<version>/ (parity-checked)."""
     from sona.errors import ConfigError
@@ -129,7 +135,8 @@ def export_command(
     if target is None:
         raise ConfigError(f"{model_name!r} has no champion; run `sona promote` or pass --version")
     result = export_version(tracker, model_name, target, cfg.models_dir,
-                            load_export_data(data_dir, catalog=catalog),
+                            load_export_data(data_dir, catalog=catalog,
+                                             interactions=interactions),
                             _export_config(content, exporter))
     console = Console(soft_wrap=True)
     for check in result.manifest["parity"]["checks"]:

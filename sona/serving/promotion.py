@@ -117,18 +117,27 @@ class ExportTarget:
     config: ExportConfig | None = field(default=None)  # default ExportConfig() if None
 
 def load_export_data(data_dir: str | Path = "datasets", *,
-                     catalog: str | Path | None = None) -> ExportData:
+                     catalog: str | Path | None = None,
+                     interactions: str | Path | None = None) -> ExportData:
     """ML-100K under ``data_dir/ml-100k`` (catalog, log, KG), or a catalog file.
 
     Args:
         data_dir: folder of fetched datasets.
         catalog: a CSV/TSV/Parquet catalog (``item_id``, ``title``, ``genres``...) to use
-            instead of MovieLens; no interactions then (no time-of-day context).
+            instead of MovieLens.
+        interactions: with ``catalog``, the CSV/TSV/Parquet log (``user_id``, ``item_id``,
+            optional ``timestamp``, ``rating``, ``weight``) the models were fitted on; a plain
+            model cannot be exported without it (a pipeline run carries its own).
     """
     from sona import io
 
+    if interactions is not None and catalog is None:
+        raise ConfigError("an interactions file goes with a catalog file; without one the "
+                          "ML-100K log is used")
     if catalog is not None:
-        return ExportData(Catalog.from_frame(io.read_table(catalog), source=catalog))
+        log_data = None if interactions is None else Interactions.from_frame(
+            io.read_table(interactions), source=interactions)
+        return ExportData(Catalog.from_frame(io.read_table(catalog), source=catalog), log_data)
     from sona.data.sources import load_ml100k
 
     ml = load_ml100k(Path(data_dir) / "ml-100k")

@@ -67,6 +67,9 @@ def test_promote_then_export(tmp_path: Path) -> None:
     catalog = served.catalog.frame.assign(genres=lambda f: f["genres"].map("|".join))
     catalog_file = tmp_path / "catalog.csv"
     pd.DataFrame(catalog).to_csv(catalog_file, index=False)
+    log_file = tmp_path / "interactions.csv"  # the log the models are fitted on
+    served.data.frame[["user_id", "item_id", "rating", "timestamp", "weight"]].to_csv(
+        log_file, index=False)
     tracker = Tracker(TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                                      artifact_dir=str(tmp_path / "artifacts")))
     for name, model, ndcg in [("pop", Popularity(), 0.1),
@@ -75,7 +78,7 @@ def test_promote_then_export(tmp_path: Path) -> None:
             run.log_metrics({"ndcg_at_10": ndcg})
             run.log_model(model.fit(served.data))
     args = ["--config", str(config), "--content", "genres", "--exporter", "torchscript",
-            "--catalog", str(catalog_file)]
+            "--catalog", str(catalog_file), "--interactions", str(log_file)]
     res = runner.invoke(app, ["promote", "--experiment", "cli-exp", *args])
     assert res.exit_code == 0, res.output
     assert "champion: cli-recs v1" in res.stdout and "ndcg_at_10=0.4000" in res.stdout
