@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # torch loads when a graph is built, not when a model module 
 
     from sona.models.base import Recommender
 
-#: the scorer graph families the serving bundle knows (``manifest.json`` ``scorer_kind``)
+#: the scorer graph families a pipeline source can be (``manifest.json`` ``graphs.<source>.kind``)
 ScorerKind = Literal["factors", "towers", "item_item", "popularity"]
 #: Python scores of a batch of graph inputs, ``(B, input_dim) -> (B, n_items)``
 Reference = Callable[[NDArray[np.float32]], NDArray[np.floating]]
