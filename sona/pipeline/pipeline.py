@@ -85,8 +85,11 @@ class PipelineConfig:
     blend_shares: list[float] = field(default_factory=lambda: [0.2, 0.15, 0.1, 0.05])
     # MMR re-ranks the best mmr_pool_factor x k items of the blend
     mmr_pool_factor: int = 5
-    # LoRA multiplier: score · (1 + lora_boost · lora) for users with an adapter (SPEC: 0.3)
-    lora_boost: float = 0.3
+    # LoRA multiplier: score · (1 + lora_boost · lora) for users with an adapter. SPEC: 0.3;
+    # off by default because `sona bench lora` measures no gain from it over the pipeline
+    # with event fold-in (+0.0000 nDCG@10, CI [-0.0002, +0.0002], benchmarks/README.md);
+    # an A/B arm or this field switches it on
+    lora_boost: float = 0.0
     # adapter shape; the shared base matrix A is drawn from lora.seed
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     # how the graphs (scorers, content + LoRA) are exported; sona run evaluates with them

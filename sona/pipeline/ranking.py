@@ -89,7 +89,8 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
     for s in range(norm.shape[1]):
         mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
     boost = np.where(has_lora[:, None], 1.0 + lora_boost * lora.astype(np.float64), 1.0)
-    lora_used = np.where(has_lora[:, None], lora, 0.0).astype(np.float32)
+    # the LoRA term a list reports is the one that acted (none with a zero boost)
+    lora_used = np.where(has_lora[:, None] & (lora_boost > 0), lora, 0.0).astype(np.float32)
     return Blend(tuple(names), norm, w, lora_used, mixed * boost)
 
 

@@ -71,7 +71,12 @@ class ModelSource:
         return run
 
     def inputs(self, states: Sequence[UserState]) -> tuple[Matrix, NDArray[np.bool_]]:
-        """Scorer inputs ``(B, input_dim)`` and which users have any (known or folded in)."""
+        """Scorer inputs ``(B, input_dim)`` and which users have any.
+
+        A user the model was trained on and who has no stored events feeds their learned
+        input (factors or interaction row); a user with stored events is folded in over
+        training items plus event items; an unknown user over their event items.
+        """
         arrays, meta = self.export.arrays, self.export.meta
         out = np.zeros((len(states), self.export.input_dim), np.float32)
         applies = np.zeros(len(states), bool)
@@ -86,9 +91,12 @@ class ModelSource:
                     rows = (rows > 0).astype(np.float32)
                 out[known] = rows.toarray()
             applies[known] = True
+        # events stored since training (served viewing) are folded in with the history, the
+        # standard way to personalise at serve time: without it a known user's new views
+        # would reach only the content source (issue 10, `sona bench lora`)
         for i, s in enumerate(states):
-            if s.user_idx < 0 and len(s.event_items):
-                out[i] = self.fold_in(s.event_items)
+            if len(s.event_items):
+                out[i] = self.fold_in(s.watched if s.user_idx >= 0 else s.event_items)
                 applies[i] = True
         return out, applies
 
