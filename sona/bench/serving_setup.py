@@ -18,7 +18,8 @@ def demo_bundle(out_dir: str | Path, *, data_dir: str | Path = "datasets", model
                 name: str = "sona-demo", version: str = "1") -> Path:
     """Fit ``model`` (a registry name) on all of ML-100K and export it; returns the bundle.
 
-    Reuses an existing bundle at ``out_dir/name/version``.
+    Reuses an existing pipeline bundle at ``out_dir/name/version``; one exported before the
+    pipeline (no ``pipeline/``) is exported again.
     """
     from sona.config import from_dict
     from sona.models.registry import build_model
@@ -26,7 +27,7 @@ def demo_bundle(out_dir: str | Path, *, data_dir: str | Path = "datasets", model
     from sona.serving.promotion import load_export_data
 
     target = Path(out_dir) / name / version
-    if (target / "manifest.json").exists():
+    if (target / "manifest.json").exists() and (target / "pipeline").exists():
         return target
     data = load_export_data(data_dir)
     if data.interactions is None:
