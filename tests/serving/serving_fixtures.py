@@ -27,6 +27,7 @@ HYBRID = PipelineConfig(
     collaborative=GeneratorSpec("collaborative", "ease", {"l2": 10.0}), graph=None,
     content=ContentConfig(source="genres"),
     weights={"collaborative": 0.6, "content_based": 0.25, "context": 0.15}, mmr_lambda=0.9,
+    lora_boost=0.3,  # the SPEC multiplier (the pipeline's default is off), so adapters act
     side_source=None, onnx=OnnxConfig(exporter="torchscript"))
 
 
@@ -35,7 +36,7 @@ class Bundles:
     models_dir: Path
     v1: Path  # EASE served as the pipeline's only source (Pipeline.around)
     v2: Path  # ALS, likewise
-    v3: Path  # a fitted hybrid Pipeline: EASE + genre content + context, MMR λ 0.9
+    v3: Path  # a fitted hybrid Pipeline: EASE + genre content + context, MMR λ 0.9, LoRA 0.3
 
 
 @dataclass(frozen=True)

@@ -274,8 +274,14 @@ def test_lora_training_needs_ten_events(app: SonaApp) -> None:
     done = app.recs.train_lora(LoraTrainRequest(user_id="lora-user", force=True))
     assert done.status == "training_completed" and done.adapter_version == 2
     assert done.events_used == 12 and done.training_iterations == 5 * 12
-    score = app.recs.score(ScoreRequest(user_id="lora-user", content_id=str(items[0])))
+    request = ScoreRequest(user_id="lora-user", content_id=str(items[0]))
+    score = app.recs.score(request)
     assert score.components.lora_boost != 0.0  # the trained adapter now boosts
+    # an A/B arm with the boost off: no LoRA term, the same source components
+    off = RecsHandler(app.store, app.personalization, app.recs.metrics,
+                      overrides=RankOverrides(lora_boost=0.0)).score(request)
+    assert off.components.lora_boost == 0.0
+    assert off.components.collaborative == score.components.collaborative
 
 
 def test_batch_equals_single_requests(app: SonaApp) -> None:
