@@ -64,6 +64,34 @@ class Recommendations:
         """Boolean mask of real (non-padded) entries, shape ``(n_queries, k)``."""
         return ~np.isnan(self.scores)
 
+    @classmethod
+    def from_lists(cls, rows: Any, scores: Any = None, *, k: int | None = None,
+                   string_ids: bool = False) -> Recommendations:
+        """Ragged ranked lists (e.g. from an HTTP response) as a padded batch.
+
+        Args:
+            rows: one list of ids per query, best first.
+            scores: matching lists of scores; None gives ``k - position`` (rank order).
+            k: width (default: the longest row).
+            string_ids: pad with ``PAD_STR`` instead of ``PAD_ID``.
+
+        Raises:
+            ValueError: a scores row of another length than its ids row.
+        """
+        rows = [list(r) for r in rows]
+        width = max((len(r) for r in rows), default=0) if k is None else int(k)
+        ids = np.full((len(rows), width), PAD_STR if string_ids else PAD_ID,
+                      dtype=object if string_ids else np.int64)
+        out = np.full((len(rows), width), np.nan)
+        for i, r in enumerate(rows):
+            r = r[:width]
+            s = list(range(width, width - len(r), -1)) if scores is None else list(scores[i])
+            if len(s) < len(r):
+                raise ValueError(f"row {i}: {len(r)} ids but {len(s)} scores")
+            ids[i, :len(r)] = r
+            out[i, :len(r)] = s[:len(r)]
+        return cls(ids, out)
+
     def row(self, i: int) -> list[tuple[Any, float]]:
         """The ``i``-th list as ``[(id, score), ...]`` without padding."""
         mask = self.valid[i]
