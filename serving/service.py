@@ -36,6 +36,7 @@ from sona.serving.schemas import (
 )
 from sona.serving.search_api import ClickRequest, SearchRequest
 from sona.serving.search_http import search_routes
+from sona.serving.sync_http import sync_routes
 
 CONFIG = load_serving_config()
 _running: list[SonaApp] = []  # the worker's app, for the GET probes mounted below
@@ -66,6 +67,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
 @bentoml.asgi_app(experiment_routes(_app), path="/")
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
+@bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
 

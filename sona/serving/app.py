@@ -39,6 +39,8 @@ from sona.serving.recs_api import RecsConfig, RecsHandler
 from sona.serving.schemas import ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
+from sona.serving.sync_http import record_signals
+from sona.sync import SyncConfig, SyncService, SyncStore
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class ServingConfig:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     # search engine (saved or built from ML-100K at start-up), analytics and ranking store
     search: SearchServingConfig = field(default_factory=SearchServingConfig)
+    # multi-device sync: devices and operations (sync.db next to `database` unless a URL)
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
 
 #: environment variable naming the folder relative paths are taken from (``sona serve``
@@ -149,6 +153,7 @@ def rebase_paths(config: ServingConfig, root: Path) -> ServingConfig:
                        dataset=_abs_path(config.search.dataset, root),
                        cache_dir=_abs_path(config.search.cache_dir, root),
                        url=_abs_url(config.search.url, root)),
+        sync=replace(config.sync, url=_abs_url(config.sync.url, root)),
     )
 
 
@@ -183,6 +188,10 @@ class SonaApp:
                 engine, self.store, self.personalization,
                 self.personalization.profiles,
                 max_events=config.personalization.max_profile_events))
+        self.sync = SyncService(
+            SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
+                                                    / "sync.db")),
+            config.sync, signals=lambda user_id, events: record_signals(self, user_id, events))
         if start:
             self.start()
 
@@ -274,6 +283,7 @@ class SonaApp:
         self.experiments.close()
         self.catalog.store.close()
         self.search.close()
+        self.sync.store.close()
 
 
 __all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]

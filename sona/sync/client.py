@@ -130,6 +130,13 @@ class SyncClient:
                                 .order_by(_ops.c.seq))
             return [Operation.from_dict(json.loads(r.body)) for r in rows]
 
+    def acknowledged(self) -> set[str]:
+        """Ids of this device's own operations the server has acknowledged."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_ops.c.op_id, _ops.c.body).where(_ops.c.pending == 0))
+            return {r.op_id for r in rows
+                    if json.loads(r.body)["device_id"] == self.device_id}
+
     def _remember(self, ops: list[Operation], *, pending: bool) -> None:
         with self._lock, self.engine.begin() as conn:
             for op in ops:

@@ -105,8 +105,12 @@ class HybridLogicalClock:
             return self._stamp()
 
     def check(self, remote: Timestamp) -> None:
-        """Raise :class:`ClockError` when ``remote`` is too far ahead of the wall clock."""
-        ahead = remote.wall_ms - self.physical()
+        """Raise :class:`ClockError` when ``remote`` is too far ahead of this clock.
+
+        "This clock" is the later of the wall clock and the latest stamp issued, so a wall
+        clock that was set back does not make this node refuse its own history.
+        """
+        ahead = remote.wall_ms - max(self.physical(), self._wall)
         if ahead > self.max_drift_ms:
             raise ClockError(f"timestamp {remote.encode()} is {ahead} ms ahead of this "
                              f"clock (max drift {self.max_drift_ms} ms)")

@@ -199,6 +199,7 @@ class SyncService:
         self._device(user_id, device_id)
         self._validate(device_id, ops)
         with self._lock:
+            before = self._doc(user_id)  # read before the insert: it loads from the store
             stamped = []
             for op in ops:
                 self.clock.observe(op.ts)
@@ -211,7 +212,6 @@ class SyncService:
                     fresh.append((op, server_ts))
                 else:
                     duplicates.append(op.op_id)
-            before = self._doc(user_id)
             self._docs[user_id] = before.apply_all(op for op, _ in fresh)
             events = viewing_events(before, [op for op, _ in fresh], self.config.signals)
         self.store.touch_device(user_id, device_id, time.time())
