@@ -38,6 +38,7 @@ def _register() -> None:
         bench_serving,
         data,
         ingest,
+        mcp,
         search,
         serve,
         sweep,
