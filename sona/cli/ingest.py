@@ -16,16 +16,19 @@ ingest_app = typer.Typer(help="Ingest the nine platform feeds into the catalog (
                          no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 
-_RULES = "eidr,external_id,fuzzy_title,embedding"
+_RULES = "eidr,external_id,fuzzy_title,subtitle,embedding"
+_NOISE = ("classic", "broad")
 
 
-def _feeds(data: Path, seed: int, n_movies: int | None) -> Any:
+def _feeds(data: Path, seed: int, n_movies: int | None, noise: str = "classic") -> Any:
     from sona.data.sources import load_ml100k
     from sona.ingest.feeds import FeedConfig, generate_feeds
 
+    if noise not in _NOISE:
+        raise typer.BadParameter(f"unknown noise model {noise!r}; use classic or broad")
     ml = load_ml100k(data)
     return generate_feeds(ml.catalog, ml.interactions.frame,
-                          FeedConfig(seed=seed, n_movies=n_movies))
+                          FeedConfig(seed=seed, n_movies=n_movies, noise=noise))  # type: ignore[arg-type]
 
 
 def _encoder(kind: str, feeds: Any, progress: bool) -> Any:
@@ -59,16 +62,33 @@ def _fmt(value: float | int) -> str:
     return f"{value:,}"
 
 
-def print_resolution(report: Any, console: Console) -> None:
-    """Per-rule, overall and pairwise precision/recall/F1 as a rich table."""
-    table = Table(title=f"Entity resolution: {report.n_records:,} records, "
-                        f"{report.n_works:,} works, {report.n_entities:,} entities")
-    for col in ("rule", "links", "TP", "FP", "positives", "precision", "recall", "F1"):
-        table.add_column(col, justify="left" if col == "rule" else "right")
-    for row in report.rows():
+def _score_table(title: str, first: str, rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title=title)
+    for col in (first, "links", "TP", "FP", "positives", "precision", "recall", "F1"):
+        table.add_column(col, justify="left" if col == first else "right")
+    for row in rows:
         table.add_row(row["rule"], *(_fmt(row[k]) for k in (
             "links", "tp", "fp", "positives", "precision", "recall", "f1")))
     console.print(table)
+
+
+def print_resolution(report: Any, console: Console) -> None:
+    """Per-rule and pairwise (then per-class, look-alike) precision/recall/F1 tables."""
+    from dataclasses import asdict
+
+    _score_table(f"Entity resolution: {report.n_records:,} records, {report.n_works:,} works, "
+                 f"{report.n_entities:,} entities (rules: links; pairwise: record pairs)",
+                 "rule", report.rows(), console)
+    if report.classes:
+        _score_table("Pairwise scores per noise class (pairs with a record of the class)",
+                     "noise class", [asdict(c) for c in report.classes], console)
+    if report.lookalikes:
+        table = Table(title="False merges on look-alikes (hard negatives)")
+        for col in ("kind", "twins", "merged", "false pairs"):
+            table.add_column(col, justify="left" if col == "kind" else "right")
+        for row in report.lookalikes:
+            table.add_row(row.kind, _fmt(row.twins), _fmt(row.merged), _fmt(row.false_pairs))
+        console.print(table)
 
 
 @ingest_app.command("run")
@@ -92,6 +112,9 @@ def run(
         Path | None, typer.Option(help="Also write the raw feeds + truth here.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    noise: Annotated[
+        str, typer.Option(help="Feed noise model: classic (catalog works only) or broad.")
+    ] = "classic",
 ) -> None:
     """Generate the nine raw feeds from MovieLens and ingest them into the catalog."""
     from sona import io
@@ -99,7 +122,7 @@ def run(
     from sona.ingest.pipeline import IngestPipeline, load_resolver
 
     console = Console()
-    feeds = _feeds(data, seed, n_movies)
+    feeds = _feeds(data, seed, n_movies, noise)
     console.print(f"generated {len(feeds.records):,} raw records for {len(feeds.works):,} works "
                   f"on {len(feeds.config.platforms)} platforms (seed {seed})")
     if save_feeds is not None:
@@ -119,6 +142,7 @@ def run(
     for name, value in (("raw records", report.n_raw), ("normalised", report.n_normalized),
                         ("failed", len(report.failures)), ("entities", report.n_entities),
                         ("created", report.n_created), ("updated", report.n_updated),
+                        ("merged", report.n_merged),
                         ("catalog items", store.count())):
         table.add_row(name, f"{value:,}")
     for name, secs in report.seconds.items():
@@ -143,27 +167,51 @@ def evaluate(
     scorer: Annotated[
         str, typer.Option(help="Rule-3 edit distance: levenshtein | osa.")
     ] = "levenshtein",
-    output: Annotated[Path | None, typer.Option(help="Also write the table as JSON here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the tables as JSON here.")
+    ] = Path("benchmarks/results/ingest-eval.json"),
+    noise: Annotated[str, typer.Option(help="Feed noise model: broad or classic.")] = "broad",
+    shuffle_seed: Annotated[
+        int | None, typer.Option(help="Resolve the records in this seeded random order.")
+    ] = None,
 ) -> None:
-    """Resolve the generated feeds and print precision/recall/F1 per rule and overall."""
+    """Resolve generated feeds; print P/R/F1 per rule, per noise class and on look-alikes."""
+    import time
+    from dataclasses import asdict
+
+    import numpy as np
+
     from sona import io
-    from sona.ingest.evaluation import evaluate_resolution
+    from sona.ingest.evaluation import evaluate_resolution, record_links
     from sona.ingest.normalizers import normalize
     from sona.ingest.resolution import EntityResolver
 
     console = Console()
-    feeds = _feeds(data, seed, n_movies)
+    feeds = _feeds(data, seed, n_movies, noise)
+    raws = list(feeds.records)
+    if shuffle_seed is not None:
+        raws = [raws[i] for i in np.random.default_rng(shuffle_seed).permutation(len(raws))]
     enc = _encoder(encoder, feeds, progress=True)
     resolver = EntityResolver(_resolver_config(rules, enc, scorer), encoder=enc)
-    records = [normalize(r) for r in feeds.records]
-    resolutions = resolver.resolve_many(records, vectors=resolver.encode_records(records))
-    report = evaluate_resolution([r.id for r in feeds.records], resolutions, feeds.truth,
-                                 rules=resolver.config.rules)
+    records = [normalize(r) for r in raws]
+    vectors = resolver.encode_records(records)
+    start = time.perf_counter()
+    batch = resolver.resolve_batch(records, vectors=vectors)
+    seconds = time.perf_counter() - start
+    report = evaluate_resolution([r.id for r in raws], batch.resolutions, feeds.truth,
+                                 rules=resolver.config.rules, links=record_links(batch.links),
+                                 noise=feeds.noise, lookalikes=feeds.lookalikes)
     print_resolution(report, console)
+    console.print(f"resolved {len(records):,} records in {seconds:.2f} s")
     if output is not None:
-        io.write_json(output, {"seed": seed, "n_movies": n_movies, "encoder": encoder,
-                               "rules": rules, "scorer": scorer, "rows": report.rows(),
-                               "decided_by": report.decided_by})
+        io.write_json(output, io.json_safe({
+            "seed": seed, "n_movies": n_movies, "noise": noise, "encoder": encoder,
+            "rules": rules, "scorer": scorer, "shuffle_seed": shuffle_seed,
+            "n_records": report.n_records, "n_works": report.n_works,
+            "n_entities": report.n_entities, "resolve_seconds": round(seconds, 3),
+            "rows": report.rows(), "classes": [asdict(c) for c in report.classes],
+            "lookalikes": [asdict(x) for x in report.lookalikes],
+            "decided_by": report.decided_by}))
         console.print(f"written {output}")
 
 

@@ -6,9 +6,15 @@ platform's :mod:`~sona.ingest.normalizers` module parses its own shape,
 :class:`WebhookService` keeps the catalog current from signed platform events.
 """
 
-from sona.ingest.evaluation import ResolutionReport, RuleScore, evaluate_resolution
+from sona.ingest.evaluation import (
+    LookalikeScore,
+    ResolutionReport,
+    RuleScore,
+    evaluate_resolution,
+    record_links,
+)
 from sona.ingest.feeds import FeedConfig, Feeds, Work, build_works, generate_feeds
-from sona.ingest.merge import apply_record, item_from_records, remove_platform
+from sona.ingest.merge import apply_record, item_from_records, merge_items, remove_platform
 from sona.ingest.normalizers import NORMALIZERS, get_normalizer, normalize
 from sona.ingest.pipeline import (
     IndexUpdate,
@@ -32,6 +38,7 @@ from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms, RawRecor
 from sona.ingest.resolution import (
     MATCH_RULES,
     RULES,
+    BatchResolution,
     EntityResolver,
     Resolution,
     ResolverConfig,
@@ -47,7 +54,8 @@ from sona.ingest.webhooks import (
 )
 
 __all__ = [
-    "EVENT_TYPES", "MATCH_RULES", "NORMALIZERS", "RULES", "CanonicalRecord", "DeepLinks",
+    "EVENT_TYPES", "MATCH_RULES", "NORMALIZERS", "RULES", "BatchResolution", "CanonicalRecord",
+    "DeepLinks", "LookalikeScore", "merge_items", "record_links",
     "EntityResolver", "EventProcessor", "FeedConfig", "Feeds", "IndexUpdate", "IndexUpdater",
     "IngestPipeline", "IngestReport", "OfferTerms", "QualityConfig", "QualityReport",
     "QualityScore", "RawRecord", "Resolution", "ResolutionReport", "ResolverConfig", "RuleScore",

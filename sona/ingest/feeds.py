@@ -13,6 +13,12 @@ film catalogue and each platform "lists" a seeded share of it in its own JSON sh
 - the same film listed twice on one platform (Prime Video / YouTube re-uploads);
 - availability windows, prices, currencies, tiers and regions.
 
+``noise="broad"`` adds the classes of :mod:`sona.ingest.feed_noise` (bracket aliases,
+original-language titles, dropped subtitles, edition markers of many shapes, symbols,
+``&``/and, numerals) and hard-negative look-alike works (remakes, sequels one year apart,
+titles inside longer ones), on random streams of their own. ``Feeds.noise`` names the noise
+classes of every record, ``Feeds.lookalikes`` the work each hard negative imitates.
+
 The ground truth is the MovieLens work of every record: ``Feeds.truth[record.id]``. Works
 are MovieLens items with duplicate (title, year) rows collapsed (ML-100K lists 18 films
 twice under two item ids), keyed by the smallest item id.
@@ -25,8 +31,9 @@ import logging
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +41,7 @@ import pandas as pd
 from sona.catalog.schema import PLATFORMS
 from sona.data.interactions import Catalog
 from sona.genres import movielens_genres
+from sona.ingest.feed_noise import LOOKALIKE_KINDS, broad_title, lookalike_title, lookalike_year
 from sona.ingest.feed_render import render
 from sona.ingest.feed_shapes import PROFILES, Listing, PlatformProfile
 from sona.ingest.records import RawRecord
@@ -81,6 +89,9 @@ class FeedConfig:
     p_conflicting_id: float = 0.02  # chance the IMDb or TMDb id is another film's id
     p_duplicate: float = 0.03  # chance Prime Video / YouTube list a film twice
     fetched_at: str = "2026-11-01T00:00:00+00:00"  # ISO time stamped on every raw record
+    noise: Literal["classic", "broad"] = "classic"  # noise model (module docstring)
+    p_broad: float = 0.4  # broad only: chance a record gets one broad noise class
+    lookalike_share: float = 0.15  # broad only: share of works that get a hard-negative twin
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,8 @@ class Feeds:
     works: dict[int, Work]
     records: list[RawRecord]
     truth: dict[str, int] = field(default_factory=dict)  # raw record id -> work_id
+    noise: dict[str, tuple[str, ...]] = field(default_factory=dict)  # record id -> classes
+    lookalikes: dict[int, tuple[int, str]] = field(default_factory=dict)  # twin -> (work, kind)
 
     def by_platform(self) -> dict[str, list[RawRecord]]:
         """Records of each platform, in feed order."""
@@ -178,45 +191,99 @@ def generate_feeds(catalog: Catalog, ratings: pd.DataFrame | None = None,
     if config.n_movies is not None and config.n_movies < len(ids):
         ids = sorted(int(i) for i in rng.choice(ids, size=config.n_movies, replace=False))
     fetched = datetime.fromisoformat(config.fetched_at).astimezone(UTC)
+    lookalikes: dict[int, tuple[int, str]] = {}
+    if config.noise == "broad":
+        lookalikes = _add_lookalikes(works, ids, config)
+        ids = ids + sorted(lookalikes)
     listed = {p: rng.random(len(ids)) < min(1.0, PROFILES[p].coverage * config.coverage_scale)
               for p in config.platforms}
+    if config.noise == "broad":  # twins are listed on their own stream (classic draws stay)
+        lrng = np.random.default_rng([config.seed, 14])
+        n_orig = len(ids) - len(lookalikes)
+        for p in config.platforms:
+            share = min(1.0, PROFILES[p].coverage * config.coverage_scale)
+            listed[p][n_orig:] = lrng.random(len(lookalikes)) < share
     for j in range(len(ids)):  # every work is offered somewhere
         if not any(listed[p][j] for p in config.platforms):
             listed[config.platforms[int(rng.integers(len(config.platforms)))]][j] = True
     records: list[RawRecord] = []
     truth: dict[str, int] = {}
+    noise: dict[str, tuple[str, ...]] = {}
     used: set[str] = set()
     for platform in config.platforms:
         prng = np.random.default_rng([config.seed, PLATFORMS.index(platform)])
+        brng = (np.random.default_rng([config.seed, PLATFORMS.index(platform), 14])
+                if config.noise == "broad" else None)
         chosen = [works[ids[j]] for j in np.flatnonzero(listed[platform])]
         copies = [w for w in chosen if platform in ("prime_video", "youtube")
                   and prng.random() < config.p_duplicate]
         batch = chosen + copies
         for pos in prng.permutation(len(batch)):
-            listing = _listing(batch[int(pos)], platform, works, ids, config, prng, fetched, used)
+            listing, classes = _listing(batch[int(pos)], platform, works, ids, config, prng,
+                                        fetched, used, brng)
             rid = f"{platform}:{listing.platform_content_id}"
             records.append(RawRecord(id=rid, platform=platform, data=render(listing),
                                      fetched_at=fetched))
             truth[rid] = listing.work_id
+            if int(pos) >= len(chosen):
+                classes = (*classes, "duplicate")
+            noise[rid] = classes or ("clean",)
     log.info("generated %d raw records for %d works on %d platforms",
              len(records), len(ids), len(config.platforms))
-    return Feeds(config=config, works={i: works[i] for i in ids}, records=records, truth=truth)
+    return Feeds(config=config, works={i: works[i] for i in ids}, records=records, truth=truth,
+                 noise=noise, lookalikes=lookalikes)
+
+
+def _add_lookalikes(works: dict[int, Work], ids: Sequence[int],
+                    config: FeedConfig) -> dict[int, tuple[int, str]]:
+    """Add hard-negative twins of a seeded share of ``ids`` to ``works`` (fresh ids)."""
+    rng = np.random.default_rng([config.seed, 15])
+    chosen = [i for i in ids if works[i].year is not None
+              and rng.random() < config.lookalike_share]
+    taken_imdb = {w.imdb_id for w in works.values()}
+    taken_tmdb = {w.tmdb_id for w in works.values()}
+    out: dict[int, tuple[int, str]] = {}
+    for n, wid in enumerate(chosen):
+        base = works[wid]
+        kind = str(rng.choice(LOOKALIKE_KINDS))
+        if kind == "sequel" and re.search(r"\d\s*(\([^()]*\))?$", base.title):
+            kind = "remake"  # "Die Hard 2" gets a remake, not "Die Hard 2 2"
+        assert base.year is not None
+        imdb, tmdb = f"tt{int(rng.integers(200_000, 9_999_999)):07d}", ""
+        while imdb in taken_imdb:
+            imdb = f"tt{int(rng.integers(200_000, 9_999_999)):07d}"
+        while not tmdb or tmdb in taken_tmdb:
+            tmdb = str(int(rng.integers(100_000, 999_999)))
+        taken_imdb.add(imdb)
+        taken_tmdb.add(tmdb)
+        twin_id = 100_000 + n
+        title = lookalike_title(base.title, kind, rng)
+        year = lookalike_year(base.year, kind, rng)
+        works[twin_id] = replace(
+            base, work_id=twin_id, item_ids=(), title=title, year=year, imdb_id=imdb,
+            tmdb_id=tmdb, eidr_id=_eidr(rng),
+            runtime_minutes=int(np.clip(rng.normal(105, 18), 70, 200)),
+            overview=_overview(title, year, base.genres, rng))
+        out[twin_id] = (wid, kind)
+    return out
 
 
 def _listing(work: Work, platform: str, works: dict[int, Work], ids: Sequence[int],
              config: FeedConfig, rng: np.random.Generator, fetched: datetime,
-             used: set[str]) -> Listing:
+             used: set[str], brng: np.random.Generator | None) -> tuple[Listing, tuple[str, ...]]:
     prof = PROFILES[platform]
     pcid = prof.new_id(rng)
     while f"{platform}:{pcid}" in used:
         pcid = prof.new_id(rng)
     used.add(f"{platform}:{pcid}")
-    title = _quirk_title(work.title, prof, config, rng)
+    title, classes = _quirk_title(work.title, prof, config, rng, brng)
     year = work.year
     if year is not None and rng.random() < config.p_year_off:
         year += int(rng.choice([-1, 1]))
+        classes.append("year_off")
     if rng.random() < prof.p_missing_year:
         year = None
+        classes.append("missing_year")
     imdb = work.imdb_id if rng.random() < prof.p_imdb else None
     tmdb = work.tmdb_id if rng.random() < prof.p_tmdb else None
     if (imdb or tmdb) and rng.random() < config.p_conflicting_id:
@@ -225,6 +292,8 @@ def _listing(work: Work, platform: str, works: dict[int, Work], ids: Sequence[in
             imdb = other.imdb_id
         else:
             tmdb = other.tmdb_id
+        if other.work_id != work.work_id:
+            classes.append("conflicting_id")
     if imdb and rng.random() < prof.p_bare_imdb:
         imdb = imdb[2:].lstrip("0")
     genres = [g for g in work.genres if rng.random() > prof.p_drop_genre] or list(work.genres)
@@ -256,23 +325,38 @@ def _listing(work: Work, platform: str, works: dict[int, Work], ids: Sequence[in
         has_backdrop=bool(rng.random() > 2 * prof.p_missing_art),
         brand=prof.brand_of(work.title, work.genres, rng), fetched_at=fetched,
         views=int(10 ** (3 + 4 * work.popularity + rng.random())),
-    )
+    ), tuple(classes)
 
 
-def _quirk_title(title: str, p: PlatformProfile, config: FeedConfig,
-                 rng: np.random.Generator) -> str:
-    out = title if rng.random() < p.p_inverted else uninvert_article(title)
-    if "(" in out and rng.random() < p.p_drop_alt:
-        out = re.sub(r"\s*\([^()]*\)\s*$", "", out) or out
+def _quirk_title(title: str, p: PlatformProfile, config: FeedConfig, rng: np.random.Generator,
+                 brng: np.random.Generator | None) -> tuple[str, list[str]]:
+    classes: list[str] = []
+    keep_alt = False
+    if brng is not None:
+        title, broad, keep_alt = broad_title(title, brng, config.p_broad)
+        classes += [broad] if broad else []
+    inverted = rng.random() < p.p_inverted
+    out = title if inverted else uninvert_article(title)
+    if inverted and out != uninvert_article(out):
+        classes.append("inverted_article")
+    if "(" in out and rng.random() < p.p_drop_alt and not keep_alt:
+        dropped = re.sub(r"\s*\([^()]*\)\s*$", "", out) or out
+        classes += ["dropped_alt"] if dropped != out else []
+        out = dropped
     if rng.random() < p.p_accent:
-        out = _accentize(out, rng)
+        accented = _accentize(out, rng)
+        classes += ["accent"] if accented != out else []
+        out = accented
     if rng.random() < p.p_edition:
         out += str(rng.choice(_EDITIONS))
+        classes.append("edition")
     if len(out) >= 12 and rng.random() < config.p_typo:
         out = _typo(out, rng)
+        classes.append("typo")
     if rng.random() < p.p_upper:
         out = out.upper()
-    return out
+        classes.append("upper")
+    return out, list(dict.fromkeys(classes))
 
 
 def _accentize(title: str, rng: np.random.Generator) -> str:
@@ -328,7 +412,10 @@ def _check(config: FeedConfig) -> None:
     bad = [p for p in config.platforms if p not in PROFILES]
     if bad:
         raise ValueError(f"unknown platform(s) {bad}; expected some of {list(PROFILES)}")
-    for name in ("p_year_off", "p_typo", "p_conflicting_id", "p_duplicate"):
+    if config.noise not in ("classic", "broad"):
+        raise ValueError(f"FeedConfig.noise must be 'classic' or 'broad', got {config.noise!r}")
+    for name in ("p_year_off", "p_typo", "p_conflicting_id", "p_duplicate", "p_broad",
+                 "lookalike_share"):
         value = getattr(config, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"FeedConfig.{name} must lie in [0, 1], got {value}")

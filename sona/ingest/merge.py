@@ -123,6 +123,36 @@ def apply_record(item: ContentItem, record: CanonicalRecord, *, now: datetime) -
     return _scored(ContentItem.model_validate(data), now)
 
 
+def merge_items(survivor: ContentItem, absorbed: ContentItem, *, now: datetime) -> ContentItem:
+    """``survivor`` after later evidence showed ``absorbed`` is the same work (issue 14).
+
+    Offers, platform ids and genres are united; fields the survivor lacks are filled from
+    ``absorbed``; title and year stay the survivor's.
+    """
+    data: dict[str, Any] = survivor.model_dump()
+    keep = {(a.platform, a.availability_type) for a in survivor.availability}
+    data["availability"] += [a.model_dump() for a in absorbed.availability
+                             if (a.platform, a.availability_type) not in keep]
+    ext, other = data["external_ids"], absorbed.external_ids.model_dump()
+    for key, value in other.items():
+        if key == "platform_ids":
+            ext[key] = {**value, **ext[key]}
+        else:
+            ext[key] = ext.get(key) or value
+    genres = set(survivor.genres) | set(absorbed.genres)
+    data["genres"] = [g for g in GENRES if g in genres]
+    for name in ("overview", "runtime_minutes", "release_year", "maturity_rating",
+                 "average_rating", "original_title"):
+        data[name] = data.get(name) or getattr(absorbed, name, None)
+    data["alternate_titles"] = {**absorbed.alternate_titles, **survivor.alternate_titles}
+    data["source_platforms"] = sorted(
+        set(survivor.source_platforms) | set(absorbed.source_platforms),
+        key=lambda p: TRUST.index(p) if p in TRUST else len(TRUST))
+    data["popularity_score"] = max(survivor.popularity_score, absorbed.popularity_score)
+    data |= {"updated_at": now, "last_updated": now}
+    return _scored(ContentItem.model_validate(data), now)
+
+
 def remove_platform(item: ContentItem, platform: str, *, now: datetime) -> ContentItem | None:
     """``item`` without ``platform``'s offers, or ``None`` when no platform offers it any more."""
     remaining = [a for a in item.availability if a.platform != platform]
@@ -141,4 +171,4 @@ def _scored(item: ContentItem, now: datetime) -> ContentItem:
     return item
 
 
-__all__ = ["TRUST", "apply_record", "item_from_records", "remove_platform"]
+__all__ = ["TRUST", "apply_record", "item_from_records", "merge_items", "remove_platform"]

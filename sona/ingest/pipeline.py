@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from sona.catalog.schema import ContentItem, utcnow
 from sona.catalog.store import CatalogStore
 from sona.errors import DataError
-from sona.ingest.evaluation import ResolutionReport, evaluate_resolution
-from sona.ingest.merge import apply_record, item_from_records
+from sona.ingest.evaluation import ResolutionReport, evaluate_resolution, record_links
+from sona.ingest.merge import apply_record, item_from_records, merge_items
 from sona.ingest.normalizers import normalize
 from sona.ingest.records import CanonicalRecord, RawRecord
 from sona.ingest.resolution import Encoder, EntityResolver, ResolverConfig
@@ -85,9 +85,12 @@ def load_resolver(store: CatalogStore, config: ResolverConfig | None = None, *,
         own = [(t, v) for t, v in (("eidr_id", ext.eidr_id), ("imdb_id", ext.imdb_id),
                                    ("tmdb_id", ext.tmdb_id)) if v]
         own += [(f"platform:{p}", pid) for p, pid in ext.platform_ids.items()]
-        resolver.add_entity(item.canonical_id, [item.title, *item.alternate_titles.values()],
-                            [item.release_year], own + ids_of.get(item.canonical_id, []),
-                            vector=None if vectors is None else vectors[j])
+        titles = [item.title, *item.alternate_titles.values()]
+        titles += [item.original_title] if item.original_title else []
+        resolver.add_entity(item.canonical_id, titles, [item.release_year],
+                            own + ids_of.get(item.canonical_id, []),
+                            vector=None if vectors is None else vectors[j],
+                            runtimes=[item.runtime_minutes])
     log.info("resolver loaded %d entities from %s", len(items), store.url)
     return resolver
 
@@ -102,6 +105,7 @@ class IngestReport:
     n_entities: int = 0
     n_created: int = 0
     n_updated: int = 0
+    n_merged: int = 0  # known entities absorbed into another by later evidence
     decided_by: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     resolution: ResolutionReport | None = None
@@ -147,20 +151,33 @@ class IngestPipeline:
         t1 = time.perf_counter()
         vectors = self.resolver.encode_records(records)
         t2 = time.perf_counter()
-        with tqdm(total=len(records), desc="resolve", unit="rec",
-                  disable=not self.progress) as bar:
-            resolutions = self.resolver.resolve_many(records, vectors=vectors, progress=bar.update)
+        batch = self.resolver.resolve_batch(records, vectors=vectors)
+        resolutions = batch.resolutions
         for res in resolutions:
             report.decided_by[res.rule] = report.decided_by.get(res.rule, 0) + 1
         if truth is not None:
+            raw_id = {rec.key: rid for rec, rid in zip(records, kept, strict=True)}
+            links = [(raw_id[a], raw_id[b], rule) for a, b, rule in record_links(batch.links)
+                     if a in raw_id and b in raw_id]
             report.resolution = evaluate_resolution(kept, resolutions, truth,
-                                                    rules=self.resolver.config.rules)
+                                                    rules=self.resolver.config.rules, links=links)
         t3 = time.perf_counter()
         groups: dict[str, list[CanonicalRecord]] = {}
         for rec, res in zip(records, resolutions, strict=True):
             groups.setdefault(res.entity_id, []).append(rec)
         now = self.clock()
         items = []
+        removed = []
+        for absorbed, survivor in sorted(batch.merged.items()):  # later evidence joined them
+            gone = self.store.find(absorbed)
+            if gone is None:
+                continue
+            kept_item = self.store.find(survivor)
+            if kept_item is not None:
+                self.store.put(merge_items(kept_item, gone, now=now))
+            self.store.delete(absorbed)
+            removed.append(absorbed)
+        report.n_merged = len(removed)
         for entity_id, recs in tqdm(groups.items(), desc="merge", unit="item",
                                     disable=not self.progress):
             existing = self.store.find(entity_id)
@@ -177,8 +194,8 @@ class IngestPipeline:
         t5 = time.perf_counter()
         self.store.put_many(items)
         self.store.upsert_mappings(self.resolver.drain_mappings())
-        if self.on_index_update is not None and items:
-            self.on_index_update(index_update_for(items, item_vectors))
+        if self.on_index_update is not None and (items or removed):
+            self.on_index_update(index_update_for(items, item_vectors, removed))
         t6 = time.perf_counter()
         report.n_entities = len(groups)
         report.seconds = {"normalise": t1 - t0, "identity_embed": t2 - t1, "resolve": t3 - t2,

@@ -1,6 +1,6 @@
 """Entity resolution: link each canonical record to the catalog entity it describes (SPEC §4).
 
-Rules run in order and the first hit wins:
+The SPEC's rules, in order of strength:
 
 1. ``eidr``: exact EIDR id -> confidence 1.0;
 2. ``external_id``: exact IMDb or TMDb id -> 0.99;
@@ -9,24 +9,35 @@ Rules run in order and the first hit wins:
 4. ``embedding``: cosine of the title embeddings >= 0.92, found through an ANN
    (faiss HNSW) index instead of a linear scan -> [0.92, 1] -> [0.85, 0.95];
 
-otherwise the record founds a new entity (rule ``new``). Before rule 1 the resolver checks
-the cache (10 000 entries, TTL 1 h) and the ``platform:<name>`` mapping of the record's own
-platform id (rule ``platform_id``: a webhook update of a title already ingested).
+plus ``platform_id`` (the record's own platform id is already mapped: a re-ingest or webhook
+update) and **NEW** ``subtitle`` (a dropped subtitle: "Terminator 2" is the head of
+"Terminator 2: Judgment Day", same year) -> 0.92. A record no rule links founds an entity
+(rule ``new``).
 
-**NEW** decisions, each measured by :mod:`sona.ingest.evaluation`:
+**NEW** decisions (issue 14), each measured by :mod:`sona.ingest.evaluation`:
 
-- Titles are compared by :func:`~sona.ingest.titles.match_key` (accents folded, trailing
-  articles restored, edition markers and alternative titles removed), not raw lower-case.
-- An id hit whose title similarity to the entity is below ``id_title_guard`` (0.6) is a
-  conflicting id (a copy-paste error in a feed): it is ignored, recorded in
-  ``Resolution.conflicts`` and the later rules decide. When IMDb and TMDb point to different
-  entities the one whose title agrees wins.
-- An id already mapped to another entity is never re-pointed (first mapping wins).
-- Rule 4 embeds the display title only and rejects a neighbour whose known release years
-  are all more than ``year_tolerance`` away from the record's (sequels embed close:
-  cos("Die Hard", "Die Hard 2") = 0.85 with MiniLM).
-- ``title_scorer="osa"`` (optimal string alignment, a swap of neighbours = one edit) is
-  available next to the SPEC's plain Levenshtein; the default stays Levenshtein.
+- Evidence is collected between *all* records of a batch and all known entities, and
+  entities are the connected components of the accepted evidence (:mod:`sona.ingest.linking`),
+  strongest rule first. A known entity is every title, alias, head, year, runtime and id its
+  records brought, never its first record only. Two known entities that later evidence links
+  (a shared EIDR, an id, a strong title match) merge: ``BatchResolution.merged`` names the
+  absorbed ones. The outcome does not depend on record order (edges are sorted by strength
+  and name; new entity ids are derived from the smallest record key of the component).
+- Titles are compared by :func:`~sona.ingest.titles.title_forms`: main key, alias keys
+  (bracketed alternative / original-language titles) and subtitle head.
+- An IMDb/TMDb id shared by records whose titles disagree (similarity < ``id_title_guard``
+  0.6) is *weak* evidence: it joins two components only when years (+-1) and runtimes
+  (+-``runtime_tolerance``) agree and one side is a single record or two records support it.
+  A copy-pasted id in one feed row is thereby outvoted by its own component's titles. Which
+  entity owns an id is decided by the majority of records carrying it, so a correct id is
+  never discarded because one record's title carried a marker; the losers are reported in
+  ``Resolution.conflicts``.
+- A component never holds release years more than ``max_year_span`` (2) apart (two records
+  each off by one in opposite directions are 2 apart; remakes are further) nor two EIDRs.
+- Rule 3 needs equal digit tokens ("die hard" never fuzzily matches "die hard 2") and, for a
+  record without a year, an exact key plus runtimes within ``runtime_tolerance``.
+- Rule 4 is the fallback for records no other rule linked; it embeds the display title only
+  and also needs compatible years and equal digits (cos("Die Hard", "Die Hard 2") = 0.85).
 """
 
 from __future__ import annotations
@@ -34,24 +45,26 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from sona.errors import ConfigError
+from sona.ingest.linking import RANK, Blocks, Link, LinkConfig, Node, candidate_links, cluster
+from sona.ingest.linking import years_close as _years_close
 from sona.ingest.records import CanonicalRecord
-from sona.ingest.titles import display_title, match_key
+from sona.ingest.titles import display_title, numbers_of, title_forms
 
 log = logging.getLogger(__name__)
 
-RULES: tuple[str, ...] = ("platform_id", "eidr", "external_id", "fuzzy_title", "embedding", "new")
-MATCH_RULES: tuple[str, ...] = ("eidr", "external_id", "fuzzy_title", "embedding")
+RULES: tuple[str, ...] = ("platform_id", "eidr", "external_id", "fuzzy_title", "subtitle",
+                          "embedding", "new")
+MATCH_RULES: tuple[str, ...] = ("eidr", "external_id", "fuzzy_title", "subtitle", "embedding")
 _NAMESPACE = uuid.UUID("6b1f4c1e-3f0e-4f55-9d67-5a0e8f7c2b11")
 _ID_TYPES = ("eidr_id", "imdb_id", "tmdb_id")
 _SCORERS: dict[str, Callable[..., float]] = {
@@ -70,18 +83,20 @@ class Encoder(Protocol):
 class ResolverConfig:
     """Thresholds and caches of :class:`EntityResolver` (SPEC §4 values by default)."""
 
-    rules: tuple[str, ...] = MATCH_RULES  # enabled match rules, applied in this order
+    rules: tuple[str, ...] = MATCH_RULES  # enabled match rules
     fuzzy_threshold: float = 0.85  # rule 3: min normalised edit similarity
     title_scorer: Literal["levenshtein", "osa"] = "levenshtein"  # rule 3 edit distance
-    year_tolerance: int = 1  # rule 3: max |year difference|
+    year_tolerance: int = 1  # rules 3-4: max |year difference| of two linked records
+    max_year_span: int = 2  # an entity's records never span more years than this
+    runtime_tolerance: int = 5  # minutes: weak ids, subtitle +-1 year, year-less titles
     embedding_threshold: float = 0.92  # rule 4: min cosine similarity
-    id_title_guard: float = 0.6  # rules 1-2: an IMDb/TMDb hit below this title similarity conflicts
+    id_title_guard: float = 0.6  # rule 2: below this title similarity an id is weak evidence
     cache_size: int = 10_000  # resolution cache entries (LRU)
     cache_ttl_s: float = 3600.0  # resolution cache time to live, seconds
-    index_kind: Literal["flat", "hnsw"] = "hnsw"  # rule 4 ANN index over entity vectors
+    index_kind: Literal["flat", "hnsw"] = "hnsw"  # rule 4 ANN index over record vectors
     hnsw_m: int = 32  # hnsw graph degree
     ef_search: int = 64  # hnsw query candidate list (recall knob)
-    candidates: int = 5  # rule 4: neighbours fetched per query (removed entities skipped)
+    candidates: int = 5  # rule 4: neighbours fetched per query
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +107,21 @@ class Resolution:
     rule: str  # one of RULES
     confidence: float
     similarity: float | None = None  # title similarity (rules 2-3) or cosine (rule 4)
-    conflicts: tuple[str, ...] = ()  # ids ignored as conflicting, e.g. "imdb_id:tt0111161"
+    conflicts: tuple[str, ...] = ()  # ids owned by another entity, e.g. "imdb_id:tt0111161"
 
     @property
     def is_new(self) -> bool:
-        """Whether the record founded a new entity."""
+        """Whether no evidence linked the record to any other record or entity."""
         return self.rule == "new"
 
 
-@dataclass(slots=True)
-class _Entity:
-    keys: set[str] = field(default_factory=set)
-    years: set[int] = field(default_factory=set)
+@dataclass(frozen=True, slots=True)
+class BatchResolution:
+    """A batch's resolutions (input order), the evidence accepted and the entity merges."""
+
+    resolutions: list[Resolution]
+    links: list[Link]  # accepted links; endpoints "r:<record key>" or "e:<entity id>"
+    merged: dict[str, str] = field(default_factory=dict)  # absorbed entity id -> survivor
 
 
 class _TTLCache:
@@ -151,6 +169,28 @@ def _linear(x: float, lo: float, hi: float, out_lo: float, out_hi: float) -> flo
     return float(out_lo + (min(max(x, lo), hi) - lo) / span * (out_hi - out_lo))
 
 
+def _title_node(ref: str, titles: Iterable[str], years: Iterable[int | None],
+                runtimes: Iterable[int | None], ids: Iterable[tuple[str, str]]) -> Node:
+    node = Node(ref)
+    for title in titles:
+        forms = title_forms(title)
+        node.keys.update(forms.keys)
+        if forms.head:
+            node.heads.add(forms.head)
+    node.years.update(int(y) for y in years if y is not None)
+    node.runtimes.update(int(r) for r in runtimes if r is not None)
+    node.ids.update(ids)
+    return node
+
+
+def record_node(record: CanonicalRecord) -> Node:
+    """The matcher's view of one record (ref ``"r:<platform>:<id>"``)."""
+    ids = [(f"platform:{record.platform_id}", record.platform_content_id)]
+    ids += [(t, record.external_ids[t]) for t in _ID_TYPES if record.external_ids.get(t)]
+    return _title_node(f"r:{record.key}", [record.title], [record.release_year],
+                       [record.runtime_minutes], ids)
+
+
 class EntityResolver:
     """Stateful resolver over the entities seen so far (see module docstring).
 
@@ -158,6 +198,9 @@ class EntityResolver:
         config: thresholds and caches.
         encoder: text encoder for rule 4 (required when ``"embedding"`` is enabled).
         clock: seconds clock of the cache TTL (``time.monotonic``).
+
+    Raises:
+        ConfigError: an unknown rule or scorer, or rule 4 without an encoder.
     """
 
     def __init__(self, config: ResolverConfig | None = None, *, encoder: Encoder | None = None,
@@ -169,84 +212,107 @@ class EntityResolver:
         if "embedding" in self.config.rules and encoder is None:
             raise ConfigError("resolution rule 'embedding' needs an encoder; pass encoder= "
                               "or drop the rule from ResolverConfig.rules")
-        self.encoder = encoder
         if self.config.title_scorer not in _SCORERS:
             raise ConfigError(f"unknown title_scorer {self.config.title_scorer!r}; "
                               f"expected one of {sorted(_SCORERS)}")
+        self.encoder = encoder
         self._scorer = _SCORERS[self.config.title_scorer]
-        self.entities: dict[str, _Entity] = {}
-        self._ids: dict[tuple[str, str], str] = {}
-        self._by_year: dict[int, list[tuple[str, str]]] = {}
+        self.entities: dict[str, Node] = {}  # entity id -> everything its records brought
+        self._blocks = Blocks()
+        self._ids: dict[tuple[str, str], str] = {}  # (id type, value) -> owning entity
+        self._weights: dict[tuple[str, str], Counter[str]] = {}  # id -> records per entity
         self._cache = _TTLCache(self.config.cache_size, self.config.cache_ttl_s, clock)
         self._index: Any = None
-        self._removed: set[str] = set()
-        self._indexed: set[str] = set()
+        self._vector_owner: list[str] = []  # index row -> entity id (or record ref in a batch)
         self._pending: list[tuple[str, str, str, float]] = []
 
     # ---- public --------------------------------------------------------------------------
     def resolve(self, record: CanonicalRecord, *,
                 vector: NDArray[np.float32] | None = None) -> Resolution:
-        """Resolve one record and register it with its entity (see module docstring).
-
-        Args:
-            record: a normalised record.
-            vector: its identity-text embedding, if already computed (else encoded here).
-        """
-        key = match_key(record.title)
+        """Resolve one record (a webhook event) against everything known; cached 1 h."""
         cached = self._cache.get(record.key)
         if cached is not None and cached.entity_id in self.entities:
-            self._register(record, key, cached, None)  # an update may bring new ids/titles
+            self._absorb(cached.entity_id, [record_node(record)])
             return cached
-        res, conflicts = self._match(record, key)
-        vec = None
-        if res is None:
-            vec = self._vector(record, vector)
-            res = self._by_embedding(vec, record.release_year) if vec is not None else None
-        if res is None:
-            res = Resolution(str(uuid.uuid5(_NAMESPACE, record.key)), "new", 1.0)
-        if conflicts:
-            res = replace(res, conflicts=conflicts)
-        self._register(record, key, res, vec)
-        self._cache.put(record.key, res)
-        return res
+        vectors = None if vector is None else np.asarray(vector, np.float32)[None, :]
+        return self.resolve_batch([record], vectors=vectors).resolutions[0]
 
     def resolve_many(self, records: Sequence[CanonicalRecord], *,
                      vectors: NDArray[np.float32] | None = None,
                      progress: Callable[[int], None] | None = None) -> list[Resolution]:
-        """Resolve records in order; ``vectors`` (one row per record) saves re-encoding."""
+        """Resolve a batch (see :meth:`resolve_batch`); returns the resolutions only."""
+        out = self.resolve_batch(records, vectors=vectors).resolutions
+        if progress is not None:
+            progress(len(records))
+        return out
+
+    def resolve_batch(self, records: Sequence[CanonicalRecord], *,
+                      vectors: NDArray[np.float32] | None = None) -> BatchResolution:
+        """Resolve ``records`` together with the known entities, independent of their order.
+
+        Args:
+            records: normalised records (a key seen twice is one record with both titles).
+            vectors: identity-text vectors, one row per record (encoded here when needed).
+
+        Raises:
+            ValueError: ``vectors`` not aligned with ``records``.
+        """
         if vectors is not None and len(vectors) != len(records):
             raise ValueError(f"{len(vectors)} vectors for {len(records)} records")
-        out = []
-        for i, rec in enumerate(records):
-            out.append(self.resolve(rec, vector=None if vectors is None else vectors[i]))
-            if progress is not None:
-                progress(1)
-        return out
+        batch: dict[str, Node] = {}
+        for rec in records:
+            node = record_node(rec)
+            if node.ref in batch:
+                _fold(batch[node.ref], node)
+            else:
+                batch[node.ref] = node
+        order = sorted(batch)
+        nodes: dict[str, Node] = {f"e:{e}": n for e, n in self.entities.items()} | batch
+        blocks = Blocks()
+        for ref in order:
+            blocks.add(batch[ref])
+        cfg = self.config
+        links = candidate_links([batch[r] for r in order], nodes, [self._blocks, blocks],
+                                LinkConfig(cfg.fuzzy_threshold, cfg.year_tolerance,
+                                           cfg.id_title_guard, cfg.runtime_tolerance, cfg.rules),
+                                self._scorer)
+        if "embedding" in cfg.rules:
+            links += self._embedding_links(records, vectors, batch, nodes, links)
+        clusters, accepted = cluster(nodes, links, max_year_span=cfg.max_year_span,
+                                     year_tolerance=cfg.year_tolerance,
+                                     runtime_tolerance=cfg.runtime_tolerance)
+        components: dict[str, list[str]] = {}
+        for ref in order:
+            components.setdefault(clusters.find(ref), []).append(ref)
+        for entity_id in sorted(self.entities):
+            root = clusters.find(f"e:{entity_id}")
+            if root in components:
+                components[root].append(f"e:{entity_id}")
+        entity_of, merged = self._commit(components, batch)
+        return BatchResolution(self._resolutions(records, batch, entity_of, accepted),
+                               accepted, merged)
 
     def add_entity(self, entity_id: str, titles: Iterable[str], years: Iterable[int | None],
                    ids: Iterable[tuple[str, str]] = (), *,
-                   vector: NDArray[np.float32] | None = None) -> None:
+                   vector: NDArray[np.float32] | None = None,
+                   runtimes: Iterable[int | None] = ()) -> None:
         """Register an existing catalog entity (bootstrapping from the store)."""
-        ent = self.entities.setdefault(entity_id, _Entity())
-        self._removed.discard(entity_id)
-        for year in years:
-            if year is not None:
-                ent.years.add(int(year))
-        for title in titles:
-            self._add_key(entity_id, ent, match_key(title))
-        for id_type, value in ids:
-            self._ids.setdefault((id_type, value), entity_id)
+        node = _title_node(f"e:{entity_id}", titles, years, runtimes, ids)
+        self._absorb(entity_id, [node])
+        for ident in node.ids:
+            self._ids.setdefault(ident, entity_id)
+            self._weights.setdefault(ident, Counter())[entity_id] += 1
         if vector is not None and "embedding" in self.config.rules:
-            self._index_add(entity_id, np.asarray(vector, np.float32))
+            self._index_add([entity_id], np.asarray(vector, np.float32)[None, :])
 
     def remove_entity(self, entity_id: str) -> None:
         """Forget an entity (deleted from the catalog): no rule will return it again."""
-        self.entities.pop(entity_id, None)
-        self._removed.add(entity_id)
+        node = self.entities.pop(entity_id, None)
+        if node is not None:
+            self._blocks.remove(node)
         for k in [k for k, e in self._ids.items() if e == entity_id]:
             del self._ids[k]
-        for year, rows in self._by_year.items():
-            self._by_year[year] = [r for r in rows if r[1] != entity_id]
+        self._vector_owner = ["" if o == entity_id else o for o in self._vector_owner]
         self._cache.drop_entity(entity_id)
 
     def drain_mappings(self) -> list[tuple[str, str, str, float]]:
@@ -265,135 +331,158 @@ class EntityResolver:
         texts = [identity_text(t) for t in titles]
         return np.asarray(self.encoder.encode(texts), np.float32)
 
-    # ---- rules ---------------------------------------------------------------------------
-    def _match(self, record: CanonicalRecord,
-               key: str) -> tuple[Resolution | None, tuple[str, ...]]:
-        known = self._ids.get((f"platform:{record.platform_id}", record.platform_content_id))
-        if known is not None:
-            return Resolution(known, "platform_id", 1.0), ()
-        conflicts: list[str] = []
-        rules = self.config.rules
-        if "eidr" in rules and (eidr := record.external_ids.get("eidr_id")):
-            hit = self._ids.get(("eidr_id", eidr))
-            if hit is not None:
-                return Resolution(hit, "eidr", 1.0), ()
-        if "external_id" in rules:
-            hits = []
-            for id_type in ("imdb_id", "tmdb_id"):
-                value = record.external_ids.get(id_type)
-                entity = self._ids.get((id_type, value)) if value else None
-                if entity is None:
+    # ---- rule 4 --------------------------------------------------------------------------
+    def _embedding_links(self, records: Sequence[CanonicalRecord],
+                         vectors: NDArray[np.float32] | None, batch: dict[str, Node],
+                         nodes: dict[str, Node], links: list[Link]) -> list[Link]:
+        """Rule 4 for the records no other rule reached: nearest vectors, years, digits."""
+        if vectors is None:
+            vectors = self.encode_records(records)
+        if vectors is None or len(vectors) == 0:
+            return []
+        row_of = {f"r:{rec.key}": i for i, rec in enumerate(records)}
+        order = sorted(row_of)
+        self._index_add(order, np.asarray(vectors, np.float32)[[row_of[r] for r in order]])
+        reached = {x for link in links if RANK[link.rule] < RANK["embedding"]
+                   for x in (link.a, link.b)}
+        lonely = [r for r in order if r not in reached]
+        if not lonely or self._index is None:
+            return []
+        k = min(self.config.candidates + 1, len(self._index))
+        recs = self._index.search(np.asarray(vectors, np.float32)[[row_of[r] for r in lonely]], k)
+        out = []
+        for ref, row_ids, row_scores in zip(lonely, recs.ids, recs.scores, strict=True):
+            node = batch[ref]
+            digits = {numbers_of(key) for key in node.keys}
+            for vid, score in zip(row_ids, row_scores, strict=True):
+                if np.isnan(score) or score < self.config.embedding_threshold:
                     continue
-                sim = self._title_similarity(key, entity)
-                if sim >= self.config.id_title_guard:
-                    hits.append((sim, entity))
-                else:
-                    conflicts.append(f"{id_type}:{value}")
-            if hits:
-                sim, entity = max(hits)
-                return Resolution(entity, "external_id", 0.99, sim), tuple(conflicts)
-        if "fuzzy_title" in rules and record.release_year is not None and key:
-            fuzzy = self._by_title(key, record.release_year)
-            if fuzzy is not None:
-                entity, sim = fuzzy
-                conf = _linear(sim, self.config.fuzzy_threshold, 1.0, 0.90, 0.98)
-                return Resolution(entity, "fuzzy_title", conf, sim), tuple(conflicts)
-        return None, tuple(conflicts)
+                owner = self._vector_owner[int(str(vid)[1:])]
+                target = owner if owner.startswith("r:") else f"e:{owner}"
+                other = nodes.get(target)
+                if other is None or target == ref:
+                    continue
+                if _years_close(node.years, other.years, self.config.year_tolerance) is False:
+                    continue
+                if not digits & {numbers_of(key) for key in other.keys}:
+                    continue
+                out.append(Link(ref, target, "embedding", float(score)))
+        return out
 
-    def _by_title(self, key: str, year: int) -> tuple[str, float] | None:
-        tol = self.config.year_tolerance
-        rows = [r for y in range(year - tol, year + tol + 1) for r in self._by_year.get(y, ())]
-        if not rows:
-            return None
-        best = process.extractOne(key, [r[0] for r in rows], scorer=self._scorer,
-                                  score_cutoff=self.config.fuzzy_threshold)
-        if best is None:
-            return None
-        return rows[best[2]][1], float(best[1])
-
-    def _by_embedding(self, vec: NDArray[np.float32], year: int | None) -> Resolution | None:
-        if self._index is None or len(self._index) == 0:
-            return None
-        k = min(self.config.candidates, len(self._index))
-        recs = self._index.search(vec[None, :], k)
-        for entity, score in zip(recs.ids[0], recs.scores[0], strict=True):
-            if np.isnan(score) or str(entity) in self._removed:
-                continue
-            if score < self.config.embedding_threshold:
-                return None
-            if self._years_compatible(str(entity), year):
-                conf = _linear(float(score), self.config.embedding_threshold, 1.0, 0.85, 0.95)
-                return Resolution(str(entity), "embedding", conf, float(score))
-        return None
-
-    def _years_compatible(self, entity_id: str, year: int | None) -> bool:
-        ent = self.entities.get(entity_id)
-        if year is None or ent is None or not ent.years:
-            return True
-        return any(abs(year - y) <= self.config.year_tolerance for y in ent.years)
-
-    # ---- state ---------------------------------------------------------------------------
-    def _vector(self, record: CanonicalRecord,
-                vector: NDArray[np.float32] | None) -> NDArray[np.float32] | None:
-        if "embedding" not in self.config.rules:
-            return None
-        if vector is not None:
-            return np.asarray(vector, np.float32)
-        assert self.encoder is not None  # checked in __init__
-        text = identity_text(record.title)
-        return np.asarray(self.encoder.encode([text]), np.float32)[0]
-
-    def _title_similarity(self, key: str, entity_id: str) -> float:
-        ent = self.entities.get(entity_id)
-        if ent is None or not ent.keys:
-            return 0.0
-        return max(self._scorer(key, k) for k in ent.keys)
-
-    def _add_key(self, entity_id: str, ent: _Entity, key: str) -> None:
-        if not key or key in ent.keys:
-            return
-        ent.keys.add(key)
-        for year in ent.years:
-            self._by_year.setdefault(year, []).append((key, entity_id))
-
-    def _register(self, record: CanonicalRecord, key: str, res: Resolution,
-                  vec: NDArray[np.float32] | None) -> None:
-        entity_id = res.entity_id
-        self._removed.discard(entity_id)  # a deleted title can come back under its old id
-        ent = self.entities.setdefault(entity_id, _Entity())
-        year = record.release_year
-        if year is not None and year not in ent.years:
-            ent.years.add(year)
-            for k in ent.keys:
-                self._by_year.setdefault(year, []).append((k, entity_id))
-        self._add_key(entity_id, ent, key)
-        rows = [(f"platform:{record.platform_id}", record.platform_content_id)]
-        rows += [(t, record.external_ids[t]) for t in _ID_TYPES if record.external_ids.get(t)]
-        conflicting = set(res.conflicts)
-        for id_type, value in rows:
-            if f"{id_type}:{value}" in conflicting:
-                continue
-            owner = self._ids.setdefault((id_type, value), entity_id)
-            if owner == entity_id:
-                self._pending.append((value, id_type, entity_id, res.confidence))
-        if res.is_new and vec is not None:
-            self._index_add(entity_id, vec)
-
-    def _index_add(self, entity_id: str, vec: NDArray[np.float32]) -> None:
+    def _index_add(self, owners: Sequence[str], vecs: NDArray[np.float32]) -> None:
         if self._index is None:
             from sona.search.faiss_index import FaissIndex, FaissIndexConfig
 
             cfg = self.config
             self._index = FaissIndex(FaissIndexConfig(
                 kind=cfg.index_kind, metric="cosine", hnsw_m=cfg.hnsw_m,
-                ef_search=cfg.ef_search, kind_of_ids="entity"))
-        if entity_id in self._indexed:
-            return
-        self._index.add(np.array([entity_id]), vec[None, :])
-        self._indexed.add(entity_id)
+                ef_search=cfg.ef_search, kind_of_ids="vector"))
+        start = len(self._vector_owner)
+        self._index.add(np.array([f"v{start + i}" for i in range(len(owners))]), vecs)
+        self._vector_owner.extend(owners)
+
+    # ---- state ---------------------------------------------------------------------------
+    def _commit(self, components: dict[str, list[str]],
+                batch: dict[str, Node]) -> tuple[dict[str, str], dict[str, str]]:
+        """Entity ids of the components, merged entities, folded nodes, id owners, mappings."""
+        entity_of: dict[str, str] = {}
+        merged: dict[str, str] = {}
+        for refs in components.values():
+            known = sorted(r[2:] for r in refs if r.startswith("e:"))
+            records = [r for r in refs if r.startswith("r:")]
+            if known:
+                survivor = known[0]
+            else:
+                survivor = str(uuid.uuid5(_NAMESPACE, min(records)[2:]))
+            for absorbed in known[1:]:
+                merged[absorbed] = survivor
+                node = self.entities.pop(absorbed)
+                self._blocks.remove(node)
+                self._cache.drop_entity(absorbed)
+                self._ids = {k: survivor if e == absorbed else e for k, e in self._ids.items()}
+                self._absorb(survivor, [node])
+                self._pending += [(v, t, survivor, 1.0) for t, v in sorted(node.ids)]
+                for ident in node.ids:
+                    votes = self._weights.setdefault(ident, Counter())
+                    votes[survivor] += votes.pop(absorbed, 0)
+                self._vector_owner = [survivor if o == absorbed else o
+                                      for o in self._vector_owner]
+            self._absorb(survivor, [batch[r] for r in records])
+            for r in records:
+                entity_of[r] = survivor
+        self._vector_owner = [entity_of.get(o, o) for o in self._vector_owner]
+        touched: set[tuple[str, str]] = set()
+        for ref in sorted(batch):
+            for ident in batch[ref].ids:
+                self._weights.setdefault(ident, Counter())[entity_of[ref]] += 1
+                touched.add(ident)
+        for ident in sorted(touched):  # the majority of records carrying an id owns it
+            votes = Counter({e: w for e, w in self._weights[ident].items()
+                             if e in self.entities})
+            owner = self._ids.get(ident)  # ties keep the earlier owner
+            ranked = sorted(votes, key=lambda e: (-votes[e], e != owner, e))
+            self._ids[ident] = ranked[0]
+        return entity_of, merged
+
+    def _absorb(self, entity_id: str, parts: Iterable[Node]) -> None:
+        node = self.entities.get(entity_id)
+        if node is not None:
+            self._blocks.remove(node)
+        else:
+            node = Node(f"e:{entity_id}")
+            self.entities[entity_id] = node
+        for part in parts:
+            _fold(node, part)
+        self._blocks.add(node)
+
+    def _resolutions(self, records: Sequence[CanonicalRecord], batch: dict[str, Node],
+                     entity_of: dict[str, str], accepted: list[Link]) -> list[Resolution]:
+        best: dict[str, Link] = {}
+        for link in accepted:
+            for end in (link.a, link.b):
+                if end in batch and (end not in best or link.order() < best[end].order()):
+                    best[end] = link
+        out: dict[str, Resolution] = {}
+        for ref, node in batch.items():
+            entity_id = entity_of[ref]
+            conflicts = tuple(f"{t}:{v}" for t, v in sorted(node.ids)
+                              if t in _ID_TYPES and self._ids.get((t, v)) != entity_id)
+            top = best.get(ref)
+            if top is None:
+                res = Resolution(entity_id, "new", 1.0, None, conflicts)
+            else:
+                rule = "external_id" if top.rule == "weak_id" else top.rule
+                res = Resolution(entity_id, rule, self._confidence(rule, top.score),
+                                 top.score, conflicts)
+            out[ref] = res
+            self._cache.put(ref[2:], res)
+            bad = set(conflicts)
+            self._pending += [(v, t, entity_id, res.confidence) for t, v in sorted(node.ids)
+                              if f"{t}:{v}" not in bad]
+        return [out[f"r:{rec.key}"] for rec in records]
+
+    def _confidence(self, rule: str, score: float) -> float:
+        cfg = self.config
+        if rule in ("platform_id", "eidr"):
+            return 1.0
+        if rule == "external_id":
+            return 0.99
+        if rule == "fuzzy_title":
+            return _linear(score, cfg.fuzzy_threshold, 1.0, 0.90, 0.98)
+        if rule == "subtitle":
+            return 0.92
+        return _linear(score, cfg.embedding_threshold, 1.0, 0.85, 0.95)
+
+
+def _fold(into: Node, part: Node) -> None:
+    into.keys |= part.keys
+    into.heads |= part.heads
+    into.years |= part.years
+    into.runtimes |= part.runtimes
+    into.ids |= part.ids
 
 
 __all__ = [
-    "MATCH_RULES", "RULES", "Encoder", "EntityResolver", "Resolution", "ResolverConfig",
-    "identity_text",
+    "MATCH_RULES", "RULES", "BatchResolution", "Encoder", "EntityResolver", "Resolution",
+    "ResolverConfig", "identity_text", "record_node",
 ]

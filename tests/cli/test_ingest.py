@@ -15,18 +15,27 @@ runner = CliRunner()
 _register()
 
 
-def test_eval_prints_per_rule_table_and_writes_json(ml100k, tmp_path):
+def test_eval_prints_rule_class_and_lookalike_tables_and_writes_json(ml100k, tmp_path):
     out = tmp_path / "eval.json"
-    res = runner.invoke(app, ["ingest", "eval", "--data", ML, "--n-movies", "120",
+    res = runner.invoke(app, ["ingest", "eval", "--data", ML, "--n-movies", "150",
                               "--encoder", "none", "--output", str(out)],
                         env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    for word in ("eidr", "external_id", "fuzzy_title", "overall", "pairwise", "precision"):
+    for word in ("eidr", "external_id", "fuzzy_title", "subtitle", "pairwise", "noise class",
+                 "dropped_subtitle", "look-alikes", "remake"):
         assert word in res.output
     table = json.loads(out.read_text())
     rows = {r["rule"]: r for r in table["rows"]}
-    assert set(rows) == {"eidr", "external_id", "fuzzy_title", "overall", "pairwise"}
-    assert rows["overall"]["f1"] >= 0.97 and table["encoder"] == "none"
+    assert set(rows) >= {"eidr", "external_id", "fuzzy_title", "subtitle", "pairwise"}
+    assert rows["pairwise"]["f1"] >= 0.97 and table["noise"] == "broad"
+    assert {c["rule"] for c in table["classes"]} >= {"clean", "edition", "year_off"}
+    assert table["lookalikes"][-1]["kind"] == "all" and table["lookalikes"][-1]["twins"] > 0
+    shuffled = tmp_path / "shuffled.json"
+    res = runner.invoke(app, ["ingest", "eval", "--data", ML, "--n-movies", "150", "--encoder",
+                              "none", "--shuffle-seed", "3", "--output", str(shuffled)])
+    assert res.exit_code == 0, res.output
+    again = json.loads(shuffled.read_text())
+    assert again["rows"] == table["rows"] and again["classes"] == table["classes"]
 
 
 def test_run_ingests_feeds_then_quality(ml100k, tmp_path):
