@@ -53,7 +53,7 @@ def _context(time_of_day: TimeOfDay | None, device_type: DeviceType | None,
     given = {k: v for k, v in {"time_of_day": time_of_day, "device_type": device_type,
                                "mood": mood, "weekday": weekday, "hour": hour,
                                "viewing_with": viewing_with}.items() if v is not None}
-    return RecommendationContext(**given) if given else None
+    return RecommendationContext.model_validate(given) if given else None
 
 
 def build_server(app: SonaApp) -> MCPServer:

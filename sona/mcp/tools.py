@@ -122,7 +122,8 @@ class SonaTools:
     def get_recommendations(self, user_id: str, limit: int = 10,
                             context: RecommendationContext | None = None) -> dict[str, Any]:
         """``POST /api/v1/recommendations`` (A/B arm included), with titles."""
-        req = RecommendationRequest(user_id=user_id, limit=limit, context=context)
+        req = RecommendationRequest.model_validate(
+            {"user_id": user_id, "limit": limit, "context": context})
         body = self._call("recommendations", lambda: self.app.experiments.recommendations(req))
         for rec in body["recommendations"]:
             rec["title"] = self.title(str(rec["content_id"]))
@@ -161,7 +162,8 @@ class SonaTools:
         """
         ranker, arm = self._ranker(user_id)
         listing = self._call("explain_list", lambda: ranker.recommendations(
-            RecommendationRequest(user_id=user_id, limit=list_length, context=context)))
+            RecommendationRequest.model_validate(
+                {"user_id": user_id, "limit": list_length, "context": context})))
         score = self._call("explain_score", lambda: ranker.score(
             ScoreRequest(user_id=user_id, content_id=content_id, context=context)))
         model = ranker.store.current

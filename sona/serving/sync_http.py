@@ -99,7 +99,8 @@ def record_signals(app: SonaApp, user_id: str, events: list[ViewingEvent]) -> No
     idx = model.items.numbers([e.content_id for e in events], missing="negative")
     kept = [e for e, i in zip(events, idx, strict=True) if i >= 0]
     for start in range(0, len(kept), 1000):
-        app.recs.update_profile(ProfileUpdateRequest(user_id=user_id, viewing_events=[
+        app.recs.update_profile(ProfileUpdateRequest(user_id=user_id, signup_genres=None,
+                                                     viewing_events=[
             ViewingEventIn(content_id=e.content_id, completion_rate=e.completion_rate,
                            timestamp=datetime.fromtimestamp(e.timestamp, UTC),
                            is_rewatch=e.is_rewatch, rating=e.rating, dismissed=e.dismissed)

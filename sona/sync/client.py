@@ -277,7 +277,7 @@ class SyncClient:
         url = (f"{self.base_url}/api/v1/sync/ws?user_id={self.user_id}"
                f"&device_id={self.device_id}")
         with httpx.Client(headers=self.headers, timeout=self.timeout_s) as http, \
-                connect_ws(url, http, max_message_size_bytes=8 * 2**20) as ws:
+                connect_ws(url, http, max_message_size_bytes=8 * 2**20) as ws:  # type: ignore[var-annotated]
             while not stop.is_set():
                 try:
                     message = ws.receive_json(timeout=0.2)

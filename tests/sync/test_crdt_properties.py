@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.sync.strategies import documents, operation_lists, orsets, registers, timestamps
 
 from sona.sync import SyncDocument, Timestamp
 from sona.sync.lww import LWWRegister
 from sona.sync.orset import ORSet
+from tests.sync.strategies import documents, operation_lists, orsets, registers, timestamps
 
 # derandomised: every run draws the same examples, so a failure replays exactly
 SEEDED = settings(derandomize=True, max_examples=150, deadline=None)
