@@ -3,9 +3,9 @@
 The default pipeline (ALS + LightGCN + MiniLM content + context, weights and MMR λ chosen on
 validation) with the LoRA boost switched on (SPEC 0.3; off by default because `sona bench
 lora` measures no gain, and inert for users without an adapter, so every ML-100K user ranks
-exactly as under the default config) is fitted on the ML-100K training split of the leaderboard protocol
-(stratified 75/25 per user, seed 42), exported as ``make demo`` exports it, and served by a
-real BentoML server. Then, over HTTP:
+exactly as under the default config) is fitted on the ML-100K training split of the
+leaderboard protocol (stratified 75/25 per user, seed 42), exported as ``make demo`` exports
+it, and served by a real BentoML server. Then, over HTTP:
 
 - for 200 users and varied contexts (mood, time of day, weekday, hour, device,
   viewing_with), the served top-10 equals ``Pipeline.recommend`` of the same fitted
