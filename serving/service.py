@@ -19,6 +19,7 @@ from starlette.responses import Response
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import ValidationErrorBody, probes_app
 from sona.serving.catalog_http import catalog_routes
+from sona.serving.console_http import console_routes
 from sona.serving.experiments_api import (
     ConversionRequest,
     CreateExperimentRequest,
@@ -68,6 +69,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
 @bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
+@bentoml.asgi_app(console_routes(_app), path="/")  # the console page at / and its JSON
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
 
