@@ -114,12 +114,12 @@ function renderBlend() {
   const m = state.model;
   if (!m || !m.weights) return;
   const parts = Object.entries(m.weights).map(([s, w]) => `${s} ${fmt(w, 2)}`);
-  $("blend").replaceChildren(
+  $("blend").replaceChildren(el("span", {},
     el("strong", {text: "Blend: "}), parts.join(" · "),
     ` · MMR λ ${fmt(m.mmr_lambda, 2)}`,
     m.run_id ? el("span", {}, " · run ",
                   el("a", {href: `${MLFLOW_UI}/#/runs/${m.run_id}`, target: "_blank",
-                           text: m.run_id.slice(0, 8)})) : null);
+                           text: m.run_id.slice(0, 8)})) : null));
 }
 
 // --- search with autocomplete and facets -------------------------------------------------
