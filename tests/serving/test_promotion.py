@@ -213,8 +213,14 @@ def _cli_setup(tmp_path: Path, registry: Registry, serving_data: ServingData) ->
     catalog = serving_data.catalog.frame.assign(genres=lambda f: f["genres"].map("|".join))
     catalog_file = tmp_path / "catalog.csv"
     pd.DataFrame(catalog).to_csv(catalog_file, index=False)
+    # a plain model is served as a pipeline built from the log it was fitted on
+    log_file = tmp_path / "interactions.csv"
+    frame = serving_data.data.frame
+    frame[[c for c in ("user_id", "item_id", "rating", "timestamp", "weight")
+           if c in frame.columns]].to_csv(log_file, index=False)
     return ["promote", "--experiment", EXPERIMENT, "--config", str(config),
-            "--content", "genres", "--exporter", "torchscript", "--catalog", str(catalog_file)]
+            "--content", "genres", "--exporter", "torchscript", "--catalog", str(catalog_file),
+            "--interactions", str(log_file)]
 
 
 def test_cli_prints_skips_and_failures(tmp_path: Path, registry: Registry,
