@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install data demo test test-slow test-all test-fast lint bench serve mlflow-ui clean
+.PHONY: help install data demo test test-slow test-all test-fast test-browser lint docs bench serve mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -37,7 +37,7 @@ demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, pr
 	$(BIN)/sona search eval
 	$(BIN)/sona promote --experiment ml100k-pipeline --model pipeline --metric ndcg_at_10 --reason "make demo"
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"
-	@echo "Serve the champion: make serve  (then http://127.0.0.1:3000/docs)"
+	@echo "Serve the champion: make serve  (then the console at http://127.0.0.1:3000/)"
 
 test: data  ## run the test suite: everything but the `slow` tier (notebooks included), < 15 min
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 -m "not slow" --durations=15
@@ -50,6 +50,13 @@ test-all: data  ## both tiers
 
 test-fast: data  ## the suite without slow tests and notebooks
 	$(BIN)/python -m pytest -q -m "not slow and not notebook"
+
+test-browser: data  ## the console in headless Chromium (needs Debian's chromium; also in test-slow)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 -m "browser" --durations=15
+
+docs: $(STAMP)  ## the documentation site (build/site): API + CLI reference generated, mkdocs --strict
+	$(BIN)/python -m sona.docs docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)  ## ruff + mypy; both always run, and any error fails (CI runs this first)
 	@status=0; \
