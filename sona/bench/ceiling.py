@@ -3,8 +3,9 @@
 :data:`app` serves ``POST /api/v1/ping`` -> ``{"ok": true}``, the same trivial JSON endpoint
 as the BentoML service, with nothing else in the path (no validation, tracing, metrics or
 threads). :class:`CeilingServer` runs it under uvicorn in a subprocess on a free
-127.0.0.1 port, so ``sona bench load`` can measure it with the same load generator and
-concurrency and print each BentoML endpoint's RPS as a fraction of this ceiling.
+127.0.0.1 port, with as many worker processes as the service it is compared with, so
+``sona bench load`` can measure it with the same load generator (wrk) and connections
+and print each BentoML endpoint's RPS as a fraction of this ceiling.
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ class CeilingServer:
 
     Args:
         port: TCP port (default: a free one).
+        workers: uvicorn worker processes (compare like with like: the service's count).
         ready_timeout_s: how long to wait for the first successful ping.
     """
 
-    def __init__(self, *, port: int | None = None, ready_timeout_s: float = 30.0) -> None:
+    def __init__(self, *, port: int | None = None, workers: int = 1,
+                 ready_timeout_s: float = 30.0) -> None:
         from sona.serving.process import free_port
 
         self.port = port if port is not None else free_port()
+        self.workers = workers
         self.ready_timeout_s = ready_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -70,14 +74,14 @@ class CeilingServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
-        """Launch uvicorn (one worker, no access log) and block until it answers.
+        """Launch uvicorn (``workers`` processes, no access log) and block until it answers.
 
         Raises:
             SonaError: the process exits or does not answer in time.
         """
         cmd = [sys.executable, "-m", "uvicorn", "sona.bench.ceiling:app", "--host",
-               "127.0.0.1", "--port", str(self.port), "--workers", "1", "--no-access-log",
-               "--log-level", "warning"]
+               "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+               "--no-access-log", "--log-level", "warning"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

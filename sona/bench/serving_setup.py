@@ -40,7 +40,8 @@ def demo_bundle(out_dir: str | Path, *, data_dir: str | Path = "datasets", model
 
 
 def bundle_config(bundle: str | Path, workdir: str | Path, *, threads: int = 4,
-                  onnx_threads: int = 1, access_log: bool = False) -> Path:
+                  onnx_threads: int = 1, access_log: bool = False,
+                  workers: int | None = None) -> Path:
     """Write a serving YAML pinned to ``bundle`` (own database in ``workdir``); returns it."""
     root = Path(bundle).resolve()
     config: dict[str, Any] = {
@@ -49,6 +50,8 @@ def bundle_config(bundle: str | Path, workdir: str | Path, *, threads: int = 4,
         "poll_interval_s": 0, "threads": threads, "onnx_threads": onnx_threads,
         "access_log": access_log,
     }
+    if workers is not None:  # else the ServingConfig default
+        config["workers"] = workers
     path = Path(workdir) / "serving.yaml"
     io.write_yaml(path, config)
     return path

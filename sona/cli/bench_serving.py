@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,66 +60,123 @@ def onnx_command(
 def load_command(
     bundle: BundleOpt = None, model: ModelOpt = "als", content: ContentOpt = "text",
     data_dir: DataOpt = Path("datasets"),
-    concurrency: Annotated[int, typer.Option(min=1, help="requests in flight")] = 16,
-    duration: Annotated[float, typer.Option(min=0.5, help="seconds per endpoint")] = 10.0,
-    max_requests: Annotated[int, typer.Option(min=1, help="cap per endpoint")] = 20_000,
-    threads: Annotated[int, typer.Option(min=1, help="server request threads")] = 4,
+    connections: Annotated[list[int] | None, typer.Option(
+        "--connections", "-c", help="wrk connections (repeatable; default 8 and 32)")] = None,
+    duration: Annotated[float, typer.Option(min=1.0, help="measured seconds per case")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=0.0, help="discarded seconds before each")] = 3.0,
+    endpoint: Annotated[list[str] | None, typer.Option(
+        "--endpoint", "-e", help="endpoints to load (repeatable; default all: ping, livez, "
+                                 "recommendations, score, similar, search_warm, search_cold, "
+                                 "autocomplete)")] = None,
+    soak: Annotated[float, typer.Option(
+        min=0.0, help="seconds of /recommendations at the first connection count, for the "
+                      "slowest request (0: skip)")] = 60.0,
+    workers: Annotated[int, typer.Option(
+        min=0, help="BentoML worker processes (0: one per core)")] = 0,
+    threads: Annotated[int, typer.Option(min=1, help="BentoML request threads per worker")] = 1,
+    miss_share: Annotated[float, typer.Option(
+        min=0.0, max=0.5, help="share of requests for never-seen users (state cache misses)")
+    ] = 0.1,
     out: Annotated[Path, typer.Option(help="JSON file")] = Path("benchmarks/results/load.json"),
 ) -> None:
-    """Load-test /recommendations and /personalization/score against a trivial endpoint.
+    """Load-test the service's endpoints with wrk beside a plain Starlette ceiling.
 
-    Starts the service on a free 127.0.0.1 port, drives each endpoint with CONCURRENCY
-    closed-loop clients for DURATION seconds (or MAX_REQUESTS), and prints p50/p95/p99,
-    requests per second and the ratio to /api/v1/ping (the same service's ceiling) and to
-    the same trivial endpoint on plain Starlette/uvicorn (measured first, same load).
+    Starts a plain Starlette/uvicorn ping (one worker), then the BentoML service on free
+    127.0.0.1 ports, and drives every endpoint with wrk (one thread) at each connection
+    count: WARMUP seconds discarded, DURATION seconds measured. Prints RPS, p50/p95/p99/max,
+    errors (non-2xx and socket errors), the ratio to the ceiling and the server's memory
+    (RSS and PSS of all its processes); then SOAK seconds of /recommendations for the
+    slowest request. Needs wrk (`apt-get install -y wrk`).
     """
+    import os
+
     from sona import io
-    from sona.bench.ceiling import PING_PATH, CeilingServer
-    from sona.bench.load import ratios, run_load, settle
+    from sona.bench.ceiling import CeilingServer
+    from sona.bench.load import find_wrk, run_wrk, with_memory
+    from sona.bench.load_cases import ENDPOINTS, ping_case, serving_cases
     from sona.bench.serving_setup import bundle_config
+    from sona.data.sources.movielens import load_ml100k
+    from sona.errors import SonaError
     from sona.serving.process import ServerProcess
 
+    try:
+        find_wrk()
+    except SonaError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    conns = connections or [8, 32]
+    n_workers = workers or (os.cpu_count() or 1)
     path = _bundle(bundle, model, content, data_dir)
     _, _, ids = io.load_model_dir(path / "pipeline")  # the served pipeline's id indexes
-    users, items = ids["user"], ids["item"]
+    titles = load_ml100k(data_dir / "ml-100k").catalog.frame["title"].tolist()
+    cases = serving_cases(ids["user"], ids["item"], titles, miss_share=miss_share,
+                          endpoints=endpoint or ENDPOINTS)
+    load_before = os.getloadavg()
+    runs: list[dict[str, Any]] = []
 
-    def recs(rng):  # type: ignore[no-untyped-def]
-        return {"user_id": str(users[rng.integers(len(users))]), "limit": 20}
+    def measure(url: str, case: Any, c: int, pid: int | None, tag: str,
+                seconds: float = duration) -> Any:
+        if warmup > 0:
+            run_wrk(url, case, connections=c, duration_s=warmup, salt=f"w{tag}")
+        stats = with_memory(run_wrk(url, case, connections=c, duration_s=seconds,
+                                    salt=f"m{tag}"), pid)
+        runs.append({**stats.to_dict(), "load_avg_1min": os.getloadavg()[0]})
+        return stats
 
-    def score(rng):  # type: ignore[no-untyped-def]
-        return {"user_id": str(users[rng.integers(len(users))]),
-                "content_id": str(items[rng.integers(len(items))])}
-
-    cases = [("ping", "/api/v1/ping", lambda rng: {}),
-             ("recommendations", "/api/v1/recommendations", recs),
-             ("personalization/score", "/api/v1/personalization/score", score)]
-    with CeilingServer() as plain:  # same generator and concurrency, before BentoML starts
-        starlette = run_load(plain.url, PING_PATH, lambda rng: {}, concurrency=concurrency,
-                             duration_s=duration, max_requests=max_requests,
-                             name="starlette ceiling")
+    ceiling_case = ping_case()
+    ceilings: dict[tuple[int, int], Any] = {}
+    # one uvicorn worker: with --workers 2 uvicorn answered every request ~44 ms late on
+    # this box (179 RPS), a ceiling that would flatter every ratio
+    for w in (1,):
+        with CeilingServer(workers=w) as plain:
+            for c in conns:
+                pid = plain.proc.pid if plain.proc is not None else None
+                stats = measure(plain.url, ceiling_case, c, pid, f"ceil{w}{c}")
+                ceilings[w, c] = stats
+                runs[-1]["endpoint"] = f"starlette ceiling ({w} worker{'s' * (w > 1)})"
+                runs[-1]["workers"] = w
+    soak_stats = None
     with tempfile.TemporaryDirectory(prefix="sona-load-") as tmp:
-        config = bundle_config(path, tmp, threads=threads)
+        config = bundle_config(path, tmp, threads=threads, workers=n_workers)
         with ServerProcess(config) as server:
-            settle(server.url, [(p, body) for _, p, body in cases], concurrency=concurrency)
-            stats = [run_load(server.url, p, body, concurrency=concurrency, duration_s=duration,
-                              max_requests=max_requests, name=name) for name, p, body in cases]
-    to_ping, to_plain = ratios(stats, stats[0]), ratios(stats, starlette)
-    table = Table(title=f"loopback load, {concurrency} in flight, {duration:g} s per endpoint "
-                        f"({path})")
-    for col in ("endpoint", "requests", "errors", "RPS", "p50 ms", "p95 ms", "p99 ms",
-                "RPS / ping", "RPS / starlette"):
+            pid = server.proc.pid if server.proc is not None else None
+            for c in conns:
+                for i, case in enumerate(cases):
+                    measure(server.url, case, c, pid, f"{c}-{i}")
+                    runs[-1]["workers"] = n_workers
+            recs = [c for c in cases if c.path == "/api/v1/recommendations"]
+            if soak > 0 and recs:
+                soak_stats = measure(server.url, recs[0], conns[0], pid, "soak", soak)
+                runs[-1]["workers"] = n_workers
+                runs[-1]["soak"] = True
+    for r in runs:
+        base = ceilings[1, r["connections"]].rps
+        r["ratio_to_ceiling"] = r["rps"] / base if not r.get("soak") and base > 0 else None
+    load_after = os.getloadavg()
+    table = Table(title=f"wrk, 1 thread, {duration:g} s per case after {warmup:g} s warm-up; "
+                        f"{n_workers} BentoML worker(s) x {threads} thread(s); load avg "
+                        f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} "
+                        f"cores ({path})")
+    for col in ("conns", "endpoint", "requests", "errors", "RPS", "p50 ms", "p95 ms",
+                "p99 ms", "max ms", "x ceiling", "RSS MiB"):
         table.add_column(col, justify="left" if col == "endpoint" else "right")
-
-    def fmt(ratio: float | None) -> str:
-        return "-" if ratio is None else f"{ratio:.2f}"
-
-    for s in [starlette, *stats]:
-        table.add_row(s.endpoint, str(s.n_requests), str(s.n_errors), f"{s.rps:.0f}",
-                      f"{s.p50_ms:.2f}", f"{s.p95_ms:.2f}", f"{s.p99_ms:.2f}",
-                      fmt(to_ping.get(s.endpoint)),
-                      fmt(to_plain.get(s.endpoint, 1.0 if s is starlette else None)))
-    Console().print(table)
-    io.write_json(out, {"bundle": str(path), "concurrency": concurrency, "duration_s": duration,
-                        "threads": threads, "results": [s.to_dict() for s in stats],
-                        "ratio_to_ping": to_ping, "starlette_ceiling": starlette.to_dict(),
-                        "ratio_to_starlette": to_plain})
+    for r in runs:
+        ratio = r["ratio_to_ceiling"]
+        table.add_row(str(r["connections"]), r["endpoint"] + (" (soak)" if r.get("soak") else ""),
+                      str(r["requests"]), str(r["errors"]), f"{r['rps']:.0f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                      f"{r['max_ms']:.1f}", "-" if ratio is None else f"{ratio:.2f}",
+                      "-" if r["server_rss_mb"] is None else f"{r['server_rss_mb']:.0f}")
+    Console(width=max(Console().width, 150)).print(table)
+    io.write_json(out, {
+        "tool": "wrk -t1 (Lua script generated by sona.bench.load)",
+        "bundle": str(path), "connections": conns, "duration_s": duration,
+        "warmup_s": warmup, "workers": n_workers, "threads": threads,
+        "miss_share": miss_share, "soak_s": soak,
+        "machine": {"cpu_count": os.cpu_count(),
+                    "load_avg_1_5_15_before": [round(x, 2) for x in load_before],
+                    "load_avg_1_5_15_after": [round(x, 2) for x in load_after]},
+        "cases": {c.name: c.note for c in cases},
+        "results": runs,
+        "soak": soak_stats.to_dict() if soak_stats is not None else None,
+    })
