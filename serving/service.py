@@ -59,10 +59,14 @@ def _ready() -> tuple[int, dict[str, Any]]:
 
 @bentoml.service(
     name="sona",
-    workers=1,
+    workers="cpu_count" if CONFIG.workers == 0 else CONFIG.workers,
     threads=CONFIG.threads,
     traffic={"timeout": 60},
     logging={"access": {"enabled": CONFIG.access_log}},
+    # BentoML's OpenTelemetry middleware opens a span per request even at its default
+    # sample rate 0 (nothing is ever exported): ~15% of a ping's CPU. Excluded unless
+    # tracing is configured (issue 12 profile).
+    tracing={} if CONFIG.tracing else {"excluded_urls": [".*"]},
 )
 @bentoml.asgi_app(probes_app(_health, _ready), path="/")
 @bentoml.asgi_app(experiment_routes(_app), path="/")
@@ -76,6 +80,14 @@ class Sona:
     def __init__(self) -> None:
         self.app = SonaApp(CONFIG)
         _running.append(self.app)
+        # BentoML looks each API method up per request through its descriptor, which
+        # rebuilds the method's inspect.signature every time (~18% of a ping's CPU in the
+        # issue 12 profile); the descriptor has no __set__, so a bound copy in the instance
+        # dict is found first and the binding happens once
+        cls = type(self)
+        for name, attr in vars(cls).items():
+            if callable(getattr(attr, "_local_call", None)):  # a bentoml.api method
+                self.__dict__[name] = attr.__get__(self, cls)
 
     @bentoml.on_shutdown
     def _close(self) -> None:
@@ -92,8 +104,15 @@ class Sona:
 
     # --- SONA API -------------------------------------------------------------------------
 
+    # The three read endpoints below are ``async``: BentoML runs a sync API method on a
+    # worker thread (a hand-off to and back from the event loop per request, ~1 ms under
+    # load), while these take about a millisecond of GIL-bound numpy and ONNX work, so
+    # they run on the event loop itself. Everything that may block (SQL writes, training,
+    # search's encoder) stays sync.
+
     @bentoml.api(route="/api/v1/recommendations")
-    def recommendations(self, body: RecommendationRequest, /, ctx: bentoml.Context) -> dict:
+    async def recommendations(self, body: RecommendationRequest, /,
+                              ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "recommendations",
                            lambda: self.app.experiments.recommendations(body))
 
@@ -103,11 +122,12 @@ class Sona:
         return self._reply(ctx, "recommendations_batch", lambda: self.app.recs.batch(body))
 
     @bentoml.api(route="/api/v1/recommendations/similar")
-    def similar(self, body: SimilarRequest, /, ctx: bentoml.Context) -> dict:
+    async def similar(self, body: SimilarRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "similar", lambda: self.app.recs.similar(body))
 
     @bentoml.api(route="/api/v1/personalization/score")
-    def personalization_score(self, body: ScoreRequest, /, ctx: bentoml.Context) -> dict:
+    async def personalization_score(self, body: ScoreRequest, /,
+                                    ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "personalization_score", lambda: self.app.recs.score(body))
 
     @bentoml.api(route="/api/v1/profile/update")

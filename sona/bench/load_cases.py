@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sona.bench.ceiling import PING_PATH
 from sona.bench.load import UNIQUE, Case
@@ -47,7 +49,8 @@ def ping_case() -> Case:
     return Case("ping", PING_PATH, bodies=["{}"], note="trivial async endpoint")
 
 
-def serving_cases(users: Sequence[object], items: Sequence[object], titles: Sequence[str], *,
+def serving_cases(users: Sequence[object] | NDArray[Any], items: Sequence[object] | NDArray[Any],
+                  titles: Sequence[str], *,
                   limit: int = 20, miss_share: float = 0.1, n_warm_queries: int = 50,
                   seed: int = 0, endpoints: Sequence[str] = ENDPOINTS) -> list[Case]:
     """The load cases of ``endpoints`` over the bundle's ids and the catalogue's titles.

@@ -474,8 +474,13 @@ class Pipeline(Recommender[PipelineConfig]):
 
     def blend_states(self, states: Sequence[UserState], contexts: Contexts = None,
                      weights: NDArray[np.float64] | None = None,
-                     lora_boost: float | None = None) -> Blend:
-        """Every source's scores for ``states``, blended (no exclusions, no MMR)."""
+                     lora_boost: float | None = None, *,
+                     watched: sp.csr_matrix | None = None) -> Blend:
+        """Every source's scores for ``states``, blended (no exclusions, no MMR).
+
+        ``watched`` is ``watched_matrix(states, n_items)`` when the caller has built it
+        already (:meth:`rank` needs it for the exclusions too).
+        """
         self._check_fitted()
         w = self.weights_ if weights is None else weights
         raw: dict[str, NDArray[np.floating]] = {}
@@ -492,7 +497,8 @@ class Pipeline(Recommender[PipelineConfig]):
             raw.setdefault(s, np.zeros((len(states), n_items), np.float32))
             applies.setdefault(s, np.zeros(len(states), bool))
         return blend([raw[s] for s in SOURCES], [applies[s] for s in SOURCES], list(w),
-                     SOURCES, watched_matrix(states, n_items), lora=lora, has_lora=has_lora,
+                     SOURCES, watched_matrix(states, n_items) if watched is None else watched,
+                     lora=lora, has_lora=has_lora,
                      lora_boost=self.config.lora_boost if lora_boost is None else lora_boost)
 
     def rank(self, states: Sequence[UserState], k: int = 10, *, contexts: Contexts = None,
@@ -535,8 +541,9 @@ class Pipeline(Recommender[PipelineConfig]):
         if warm:
             ctx = contexts if per_user is None else [per_user[i] for i in warm]
             wstates = [states[i] for i in warm]
-            mixed = self.blend_states(wstates, ctx, weights, lora_boost)
-            exclude = watched_matrix(wstates, n_items) if exclude_watched else None
+            watched = watched_matrix(wstates, n_items)
+            mixed = self.blend_states(wstates, ctx, weights, lora_boost, watched=watched)
+            exclude = watched if exclude_watched else None
             pool = max(k * self.config.mmr_pool_factor, k) if lam < 1.0 else k
             top, top_scores = rank_pool(mixed.scores, k, pool=pool, exclude=exclude,
                                         candidates=candidates, exclude_items=exclude_items,

@@ -128,8 +128,16 @@ def _mmr_block(cand: IndexArray, rows_of: IndexArray, rel: NDArray[np.float64],
     idx = np.full((n, k), PAD_IDX, dtype=np.int64)
     gains = np.full((n, k), np.nan)
     rows = np.arange(n)
+    # the relevance term does not change between steps: computed once, with the same
+    # operations in the same order as inside the loop, so the objective keeps its bits
+    relevance_term = lambda_ * np.nan_to_num(rel)
+    diversity_weight = 1.0 - lambda_
+    if n == 1:  # one request: the same arithmetic on 1-D views, without the row indexing
+        _mmr_row(cand[0], relevance_term[0], diversity_weight, available[0], vectors[0],
+                 idx[0], gains[0], min(k, m))
+        return idx, gains
     for step in range(min(k, m)):
-        objective = lambda_ * np.nan_to_num(rel) - (1.0 - lambda_) * max_sim
+        objective = relevance_term - diversity_weight * max_sim
         objective[~available] = -np.inf
         pick = np.argmax(objective, axis=1)  # first maximum: ties go to the earlier column
         ok = available[rows, pick]
@@ -142,6 +150,27 @@ def _mmr_block(cand: IndexArray, rows_of: IndexArray, rel: NDArray[np.float64],
         sims = np.einsum("nmd,nd->nm", vectors, picked)
         max_sim = np.where(ok[:, None], np.maximum(max_sim, sims), max_sim)
     return idx, gains
+
+
+def _mmr_row(cand: IndexArray, relevance_term: NDArray[np.float64], diversity_weight: float,
+             available: NDArray[np.bool_], vectors: NDArray[np.float64], idx: IndexArray,
+             gains: NDArray[np.float64], steps: int) -> None:
+    """:func:`_mmr_block`'s loop for a single query, writing into ``idx`` and ``gains``.
+
+    Same operations on the same values as the batched loop (the similarity is the same
+    einsum reduction over ``dim``), so a request's list is bit for bit the evaluated one.
+    """
+    max_sim = np.zeros(len(cand))
+    for step in range(steps):
+        objective = relevance_term - diversity_weight * max_sim
+        objective[~available] = -np.inf
+        pick = int(np.argmax(objective))  # first maximum: ties go to the earlier column
+        if not available[pick]:
+            return
+        idx[step] = cand[pick]
+        gains[step] = objective[pick]
+        available[pick] = False
+        np.maximum(max_sim, np.einsum("md,d->m", vectors, vectors[pick]), out=max_sim)
 
 
 def exploration_rate(n_interactions: ArrayLike, *, base: float = 0.2, decay: float = 0.995,

@@ -10,13 +10,16 @@ other SONA/validation errors are 400, anything else is a logged 500. A new endpo
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+import torch
 from pydantic import BaseModel
 
 from sona import __version__
@@ -68,10 +71,18 @@ class ServingConfig:
     database: str = "serving/sona.db"
     # intra-op threads per ONNX Runtime session
     onnx_threads: int = 1
+    # intra-op threads of torch (the search query encoder) per worker; torch's default, one
+    # per core, busy-waits against the other workers and requests under load (issue 12:
+    # a cold search took 0.2-1 s with two workers instead of ~10 ms)
+    torch_threads: int = 1
     # request threads of the BentoML worker
     threads: int = 4
+    # BentoML worker processes (each loads the bundle; 0 = one per CPU core)
+    workers: int = 1
     # BentoML access log lines per request
     access_log: bool = True
+    # BentoML's per-request OpenTelemetry spans (off: its default sample rate exports none)
+    tracing: bool = False
     # hybrid ranking knobs
     recs: RecsConfig = field(default_factory=RecsConfig)
     # profile / adapter behaviour
@@ -167,6 +178,7 @@ class SonaApp:
 
     def __init__(self, config: ServingConfig, *, start: bool = True) -> None:
         self.config = config
+        torch.set_num_threads(config.torch_threads)
         url = sqlite_url(config.database)
         self.metrics = serving_metrics()
         self.keys = KeyStore(url)
@@ -192,6 +204,8 @@ class SonaApp:
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),
             config.sync, signals=lambda user_id, events: record_signals(self, user_id, events))
+        # set once start-up work on other threads (search encoder load) is over
+        self.warmed_up = threading.Event()
         if start:
             self.start()
 
@@ -201,6 +215,7 @@ class SonaApp:
         Raises:
             SonaError: a pinned version cannot be loaded.
         """
+        threading.Thread(target=self._finish_warm_up, name="sona-warm-up", daemon=True).start()
         if self.config.version is not None:
             self.store.load(self.config.version)
             return
@@ -214,6 +229,23 @@ class SonaApp:
             self.store.last_error = str(exc)
             log.error("no model loaded at start-up (%s); polling the registry", exc)
         self.store.start_polling(self.config.poll_interval_s)
+
+    def _finish_warm_up(self) -> None:
+        """Wait for the search encoder's load, then freeze the start-up heap; /ready is 503
+        until this ends.
+
+        The encoder load imports torch/transformers and holds the GIL for seconds, so
+        requests admitted meanwhile stall (issue 12). ``gc.freeze`` moves the millions of
+        objects those imports and the model create out of the collector's reach: without
+        it each full collection walks them all, a pause of hundreds of milliseconds every
+        few thousand requests (the p99 of a trivial ping was 300+ ms).
+        """
+        thread = self.search.warm_up_thread
+        if thread is not None:
+            thread.join()
+        gc.collect()
+        gc.freeze()
+        self.warmed_up.set()
 
     def _on_swap(self, new: LoadedModel, old: LoadedModel | None) -> None:
         self.metrics.model_swaps.labels(new.name, new.version).inc()
@@ -274,7 +306,11 @@ class SonaApp:
     def ready(self) -> tuple[int, dict[str, Any]]:
         """``GET /ready`` status and body (503 when not ready)."""
         ok, body = self.recs.ready()
-        return (200 if ok else 503), body
+        warm = self.warmed_up.is_set()
+        body["checks"]["warm_up"] = {"status": "healthy" if warm else "unhealthy"}
+        if not warm:
+            body["status"] = "unhealthy"
+        return (200 if ok and warm else 503), body
 
     def close(self) -> None:
         """Stop polling and background training."""
