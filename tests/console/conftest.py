@@ -33,9 +33,13 @@ from sona.serving.export_onnx import export_model
 from sona.serving.process import ServerProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium (the Debian package) under playwright."""
+    """A headless Chromium (the Debian package) under playwright.
+
+    Module-scoped: playwright's sync API keeps an event loop running on the main thread
+    while it is open, which would break later test modules that call ``asyncio.run``.
+    """
     executable = chromium_path()
     if executable is None:
         skip_or_fail("Chromium not installed (apt-get install chromium, or set SONA_CHROMIUM)")
@@ -50,7 +54,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, ml100k: MovieLens,
             browser: Any) -> Iterator[Console]:
     """A real ``bentoml serve`` of the console pipeline on a free 127.0.0.1 port."""

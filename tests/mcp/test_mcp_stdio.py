@@ -5,6 +5,7 @@ catalog store with one title that has offers, and the sync service."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import sys
@@ -58,7 +59,9 @@ def _session(config: Path, body: Callable[[Any], Awaitable[Any]]) -> Any:
         async with Client(params, read_timeout_seconds=180) as client:
             return await body(client)
 
-    return asyncio.run(main())
+    # a fresh thread has no running event loop, whatever an earlier test left on this one
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def _data(result: Any) -> dict[str, Any]:
