@@ -204,14 +204,34 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="key id from `sona ke
     typer.echo(f"revoked key {key_id}")
 
 
+class _Stop(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by the signal handler of ``sona serve`` to leave ``wait()``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @app.command("serve")
 def serve_command(
     config: ConfigOpt = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 3000,
+    grace: Annotated[float, typer.Option(
+        "--grace", help="seconds the server gets to drain in-flight requests on "
+                        "SIGTERM/SIGINT before it is killed")] = 30.0,
 ) -> None:
-    """Run the BentoML service (serving/service.py) in the foreground."""
-    from sona.serving.process import REPO_ROOT
+    """Run the BentoML service (serving/service.py) in the foreground.
+
+    The server runs as a child in a session of its own; SIGTERM and SIGINT are forwarded
+    to every process of its tree (issue 13: an exec'd ``bentoml serve`` exited on SIGTERM
+    and left its worker answering, re-parented to init). Exits 0 after a signalled stop,
+    else with the server's own status.
+    """
+    import signal
+    import subprocess
+
+    from sona.serving.process import REPO_ROOT, terminate_tree
 
     env = dict(os.environ)
     if config is not None:
@@ -222,6 +242,24 @@ def serve_command(
     env.setdefault("BENTOML_HOME", str(REPO_ROOT / ".bentoml"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    os.execve(bentoml, [bentoml, "serve", "service:Sona", "--working-dir",
-                        str(REPO_ROOT / "serving"), "--host", host, "--port", str(port)], env)
 
+    def _raise(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, _raise) for sig in handled}
+    try:
+        proc = subprocess.Popen(
+            [bentoml, "serve", "service:Sona", "--working-dir", str(REPO_ROOT / "serving"),
+             "--host", host, "--port", str(port)], env=env, start_new_session=True)
+        try:
+            status = proc.wait()
+        except _Stop as stop:
+            for sig in handled:  # a second Ctrl-C must not interrupt the drain
+                signal.signal(sig, signal.SIG_IGN)
+            terminate_tree(proc, stop.signum, timeout_s=grace)
+            status = 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    raise typer.Exit(status if status >= 0 else 128 - status)

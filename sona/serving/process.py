@@ -2,8 +2,9 @@
 
 :class:`ServerProcess` runs ``bentoml serve service:Sona --working-dir serving`` with the
 serving YAML in ``$SONA_SERVING_CONFIG``, waits for ``/readyz`` and our ``/ready``, and
-stops the server with SIGTERM to its own process group (BentoML forks a worker), so
-nothing outlives the caller.
+stops the server's whole process tree with :func:`terminate_tree` (BentoML forks workers
+into process groups of their own), so nothing outlives the caller. ``sona serve`` uses the
+same function to forward SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -42,6 +43,57 @@ def _get(url: str, timeout: float = 1.0) -> int:
         return int(exc.code)
     except (urllib.error.URLError, OSError):
         return 0
+
+
+def terminate_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *,
+                   timeout_s: float = 15.0) -> int:
+    """Send ``sig`` to every process of ``proc``'s tree, wait, then SIGKILL what is left.
+
+    ``proc`` must run in a session of its own (``start_new_session=True``). BentoML's
+    arbiter forks its workers into process groups of their own and, on SIGTERM, may exit
+    before them, leaving them re-parented to init and still answering (issue 13). So the
+    tree is listed *before* anything is signalled, and ``sig`` goes to each of its process
+    groups: every uvicorn worker gets it directly and drains its in-flight requests.
+    Whatever outlives ``timeout_s`` is killed by pid.
+
+    Args:
+        proc: the root process (its own session leader).
+        sig: the signal to forward (SIGTERM or SIGINT: both stop uvicorn gracefully).
+        timeout_s: grace period before SIGKILL, seconds.
+
+    Returns:
+        The root's exit status (negative: killed by that signal).
+    """
+    import psutil  # a BentoML dependency
+
+    if proc.poll() is not None:
+        return int(proc.returncode)
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.Error:
+        tree = []
+    own = os.getpgrp()
+    groups: set[int] = set()
+    for member in tree:
+        with contextlib.suppress(psutil.Error, OSError):
+            groups.add(os.getpgid(member.pid))
+    for group in groups - {own}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+    deadline = time.monotonic() + timeout_s
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
+    children = tree[1:]
+    _, alive = psutil.wait_procs(children, timeout=max(deadline - time.monotonic(), 0.1))
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=timeout_s)
+    return int(proc.returncode)
 
 
 class ServerProcess:
@@ -109,29 +161,9 @@ class ServerProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the server's process group, then SIGKILL whatever is left of it.
-
-        BentoML workers run in process groups of their own, so the descendants are
-        collected first and any that outlive the timeout are killed by pid.
-        """
-        import psutil  # a BentoML dependency
-
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                children = psutil.Process(proc.pid).children(recursive=True)
-            except psutil.Error:
-                children = []
-            os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-                proc.wait(timeout=timeout_s)
-            _, alive = psutil.wait_procs(children, timeout=timeout_s)
-            for child in alive:
-                with contextlib.suppress(psutil.Error):
-                    child.kill()
+        """Stop the server's whole process tree (see :func:`terminate_tree`)."""
+        if self.proc is not None:
+            terminate_tree(self.proc, timeout_s=timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -144,4 +176,4 @@ class ServerProcess:
         self.stop()
 
 
-__all__ = ["REPO_ROOT", "ServerProcess", "free_port"]
+__all__ = ["REPO_ROOT", "ServerProcess", "free_port", "terminate_tree"]

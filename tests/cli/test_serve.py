@@ -1,11 +1,20 @@
-"""``sona keys`` and ``sona promote``/``sona export`` through the CLI (real stores)."""
+"""``sona keys``, ``sona promote``/``sona export`` (real stores) and ``sona serve`` (a real
+server, stopped with SIGTERM) through the CLI."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -94,3 +103,58 @@ def test_promote_then_export(tmp_path: Path) -> None:
                               "--config", str(config)])
     assert isinstance(bad.exception, ConfigError)
     assert "no MLflow experiment named 'nope'" in str(bad.exception)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_sigterm_stops_the_whole_server_tree(tmp_path: Path) -> None:
+    # issue 13: `sona serve` exec'd bentoml, whose worker outlived SIGTERM (re-parented to
+    # init, /ready still 200); now the signal reaches every process of the tree
+    from sona.models.ease import EASE, EASEConfig
+    from sona.pipeline import ContentConfig
+    from sona.serving.export_onnx import ExportConfig, export_model
+    from sona.serving.process import free_port
+
+    served = make_serving_data()
+    export_model(EASE(EASEConfig(l2=10.0)).fit(served.data), tmp_path / "models" / "r" / "1",
+                 name="r", version=1, catalog=served.catalog, interactions=served.data,
+                 config=ExportConfig(exporter="torchscript",
+                                     content=ContentConfig(source="genres")))
+    config = tmp_path / "serving.yaml"
+    io.write_yaml(config, {"model_name": "r", "models_dir": str(tmp_path / "models"),
+                           "version": "1", "database": str(tmp_path / "sona.db"),
+                           "poll_interval_s": 0, "access_log": False,
+                           "search": {"warm_up": False}})
+    port = free_port()
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"),
+           "BENTOML_DO_NOT_TRACK": "true", "HF_HUB_OFFLINE": "1"}
+    sona = Path(sys.executable).with_name("sona")
+    proc = subprocess.Popen([str(sona), "serve", "--config", str(config), "--port", str(port),
+                             "--grace", "20"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not _answers(f"http://127.0.0.1:{port}/ready"):
+            assert proc.poll() is None, f"sona serve exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "server not ready after 180 s"
+            time.sleep(0.2)
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        assert tree  # bentoml serve and its worker(s)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        assert [p.pid for p in alive] == []
+        assert not _answers(f"http://127.0.0.1:{port}/ready")
+    finally:
+        for leftover in [p for p in tree if p.is_running()]:
+            leftover.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
