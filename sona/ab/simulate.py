@@ -12,9 +12,9 @@ Phases, all over HTTP against the server:
 4. **experiment**: the two-arm experiment starts; ``sessions`` requests per user, each
    tagged with the user's variant and logged as an exposure by the server; clicks (lifted
    by ``1 + uplift`` in the treatment) and watch time are posted as events carrying the
-   exposure id. ``broken_split`` drops that fraction of treatment users before they reach
-   the server (they are located with the same public assignment hash): the report's SRM
-   guard must fire.
+   exposure id. ``broken_split`` drops exactly that fraction of treatment users before
+   they reach the server (they are located with the same public assignment hash): the
+   report's SRM guard must fire.
 5. **report**: ``GET /api/v1/experiments/{id}/report``;
 6. **power check**: the clicks are re-drawn ``replicates`` times on the same users, arms
    and served lists, and the share of re-draws in which the test detects the uplift is
@@ -259,14 +259,13 @@ def simulate(url: str, key: str, users: SyntheticUsers, config: SimulationConfig
                                   f"{config.experiment}-pre-{users.user_ids[u]}-{s}")
         post_events(events)
 
-    dropped = np.zeros(n, bool)
+    planned = np.array([choose_variant(salt, uid, [0.5, 0.5], 1.0) for uid in users.user_ids])
+    dropped = drop_treatment(planned, config.broken_split, seed=config.seed)
 
     def during(u: int) -> None:
         rng = np.random.default_rng(seeds[u, 1])
-        arm = choose_variant(salt, users.user_ids[u], [0.5, 0.5], 1.0)
-        if arm == 1 and np.random.default_rng(seeds[u, 2]).random() < config.broken_split:
-            dropped[u] = True  # lost before reaching the server
-            return
+        if dropped[u]:
+            return  # lost before reaching the server
         events: list[dict[str, Any]] = []
         for s in range(config.sessions):
             resp = client.ok("POST", "/api/v1/recommendations",
@@ -312,6 +311,29 @@ def simulate(url: str, key: str, users: SyntheticUsers, config: SimulationConfig
                             posted[0], time.perf_counter() - start, config.uplift, plan, report)
 
 
+def drop_treatment(arms: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
+    """The treatment users a broken split loses: exactly ``round(fraction * n_treatment)``.
+
+    The count is fixed rather than one coin flip per user: per-user flips added their
+    binomial noise to the split's, and a 300-user test with half the treatment dropped
+    then missed the SRM flag about one run in ten (issue 13). Which users go is a seeded
+    permutation, so the same arms and seed always drop the same users.
+
+    Args:
+        arms: variant index per user (1 = treatment), shape ``(n,)``.
+        fraction: share of treatment users to drop, in ``[0, 1]``.
+        seed: seed of the permutation.
+
+    Returns:
+        Boolean mask of dropped users, shape ``(n,)``.
+    """
+    treated = np.flatnonzero(np.asarray(arms) == 1)
+    n_drop = round(fraction * len(treated))
+    out = np.zeros(len(arms), bool)
+    out[np.random.default_rng([seed, 2]).permutation(treated)[:n_drop]] = True
+    return out
+
+
 def _padded(rows: list[np.ndarray]) -> np.ndarray:
     width = max((len(r) for r in rows), default=0)
     out = np.zeros((len(rows), width))
@@ -347,5 +369,5 @@ def replicate_power(pre_probs: list[np.ndarray], exp_probs: list[np.ndarray],
             "empirical_power_cuped": cup / replicates}
 
 
-__all__ = ["Client", "SimulationConfig", "SimulationResult", "plan_power", "replicate_power",
-           "simulate"]
+__all__ = ["Client", "SimulationConfig", "SimulationResult", "drop_treatment", "plan_power",
+           "replicate_power", "simulate"]
