@@ -27,6 +27,7 @@ from sona.serving.experiments_api import (
     EventsRequest,
 )
 from sona.serving.experiments_http import experiment_routes
+from sona.serving.limits import RequestLimits
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     LoraTrainRequest,
@@ -202,3 +203,4 @@ class Sona:
 
 
 Sona.add_asgi_middleware(ValidationErrorBody)
+Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes)

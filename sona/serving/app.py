@@ -79,6 +79,8 @@ class ServingConfig:
     threads: int = 4
     # BentoML worker processes (each loads the bundle; 0 = one per CPU core)
     workers: int = 1
+    # largest accepted request body, bytes (larger: 413 before the body is read)
+    max_body_bytes: int = 1_048_576
     # BentoML access log lines per request
     access_log: bool = True
     # BentoML's per-request OpenTelemetry spans (off: its default sample rate exports none)

@@ -1,0 +1,150 @@
+"""Request limits as ASGI middleware: body size (413), content type (415), method (405).
+
+Checked before any route sees the request (issue 13: a 50 MB JSON body was read and parsed
+before validation rejected it; ``multipart/form-data`` without a boundary answered 500):
+
+- **413** when ``Content-Length`` exceeds ``max_body_bytes``, answered at once, without
+  reading a byte of the body; a body without ``Content-Length`` (chunked) is buffered only
+  up to the limit, then refused, else replayed to the route;
+- **415** when a request with a body is not JSON: every SONA route takes JSON
+  (``application/json`` or a ``+json`` type);
+- **405** stays 405, but a plain-text 405 from a router becomes the JSON error body every
+  other error has, keeping its ``Allow`` header.
+
+Bodies are the :class:`~sona.serving.errors.ApiError` shape ``{"error", "message", ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: methods whose requests carry a body worth checking
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+async def _reply(send: Send, status: int, body: dict[str, Any],
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestLimits:
+    """ASGI middleware enforcing body size, JSON content type and JSON 405 bodies.
+
+    Args:
+        app: the wrapped ASGI app.
+        max_body_bytes: largest accepted request body, bytes.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = int(max_body_bytes)
+
+    def _too_large(self, size: str) -> dict[str, Any]:
+        return {"error": "payload_too_large",
+                "message": f"request body is {size}; the limit is {self.max_body_bytes} bytes",
+                "max_body_bytes": self.max_body_bytes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        chunked = "chunked" in (_header(scope, b"transfer-encoding") or "").lower()
+        if length is not None:
+            if not length.strip().isdigit():
+                await _reply(send, 400, {"error": "bad_request",
+                                         "message": f"invalid Content-Length {length!r}"})
+                return
+            if int(length) > self.max_body_bytes:
+                await _reply(send, 413, self._too_large(f"{int(length)} bytes"))
+                return
+        has_body = chunked or (length is not None and int(length) > 0)
+        if has_body and scope["method"] in _BODY_METHODS:
+            content_type = _header(scope, b"content-type") or ""
+            if not _is_json(content_type):
+                await _reply(send, 415, {
+                    "error": "unsupported_media_type",
+                    "message": f"content type {content_type or '(none)'!r} is not accepted; "
+                               "send application/json", "accepted": ["application/json"]})
+                return
+        if chunked and length is None:
+            buffered = await self._buffer(receive)
+            if buffered is None:
+                await _reply(send, 413, self._too_large(
+                    f"over {self.max_body_bytes} bytes (chunked)"))
+                return
+            receive = _replay(buffered, receive)
+        await self.app(scope, receive, _json_405(send))
+
+    async def _buffer(self, receive: Receive) -> list[Message] | None:
+        """The body messages, or None once they exceed the limit (nothing more is read)."""
+        messages: list[Message] = []
+        total = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            total += len(message.get("body", b""))
+            if total > self.max_body_bytes:
+                return None
+            if not message.get("more_body", False):
+                return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _json_405(send: Send) -> Send:
+    """A ``send`` that turns a non-JSON 405 response into the JSON error body."""
+    state: dict[str, Any] = {"rewrite": False}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            headers = list(message.get("headers", []))
+            types = [v for k, v in headers if k.lower() == b"content-type"]
+            if not types or not _is_json(bytes(types[0]).decode("latin-1")):
+                allow = [(k, v) for k, v in headers if k.lower() == b"allow"]
+                methods = ", ".join(bytes(v).decode("latin-1") for _, v in allow)
+                state["rewrite"] = True
+                await _reply(send, 405, {
+                    "error": "method_not_allowed",
+                    "message": "method not allowed on this route"
+                               + (f"; allowed: {methods}" if methods else ""),
+                    "allowed": [m.strip() for m in methods.split(",") if m.strip()]}, allow)
+                return
+        if state["rewrite"]:
+            return  # the router's plain-text body was replaced above
+        await send(message)
+
+    return wrapped
+
+
+__all__ = ["RequestLimits"]
