@@ -77,7 +77,10 @@ class ServingConfig:
     torch_threads: int = 1
     # request threads of the BentoML worker
     threads: int = 4
-    # BentoML worker processes (each loads the bundle; 0 = one per CPU core)
+    # BentoML worker processes. Only 1 is accepted today: the sync service (in-memory
+    # documents, one ordering lock, same-process WebSocket fan-out) and the per-worker user
+    # state cache assume a single process; a second worker would serve stale lists and
+    # could make a device skip an operation (load_serving_config refuses it)
     workers: int = 1
     # largest accepted request body, bytes (larger: 413 before the body is read)
     max_body_bytes: int = 1_048_576
@@ -114,6 +117,11 @@ def load_serving_config(path: str | Path | None = None) -> ServingConfig:
     """
     source = path if path is not None else sona_config.env(CONFIG_ENV)
     config = ServingConfig() if not source else sona_config.load(source, ServingConfig)
+    if config.workers != 1:
+        raise ConfigError(
+            f"workers: {config.workers} is not supported; use 1. The sync service keeps "
+            "documents, its ordering lock and WebSocket fan-out in one process and each "
+            "worker caches user states, so more workers would serve stale lists")
     root_env = sona_config.env(ROOT_ENV)
     return rebase_paths(config, Path(root_env) if root_env else _repo_root())
 

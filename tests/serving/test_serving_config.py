@@ -29,3 +29,17 @@ def test_load_serving_config_uses_root_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(ROOT_ENV, str(tmp_path))
     monkeypatch.delenv("SONA_SERVING_CONFIG", raising=False)
     assert load_serving_config().database == str(tmp_path / "serving" / "sona.db")
+
+
+def test_more_than_one_worker_is_refused_with_the_reason(tmp_path: Path) -> None:
+    import pytest
+
+    from sona import io
+    from sona.errors import ConfigError
+
+    path = tmp_path / "serving.yaml"
+    io.write_yaml(path, {"workers": 2})
+    with pytest.raises(ConfigError, match="workers: 2 is not supported; use 1. The sync"):
+        load_serving_config(path)
+    io.write_yaml(path, {"workers": 1})
+    assert load_serving_config(path).workers == 1
