@@ -104,7 +104,21 @@ class IdIndex:
             UnknownIdError: an id is not in the index and ``missing="error"``.
         """
         arr = self._coerce(ids).ravel()
-        idx = self._index.get_indexer(arr).astype(np.int64)
+        if self.is_integer and arr.dtype.kind in "OUS" and arr.size:
+            # some ids are not integers: they are unknown, the integer ones still resolve
+            # (one bad id must not make a whole batch look unknown)
+            ints = np.zeros(len(arr), dtype=np.int64)
+            ok = np.zeros(len(arr), dtype=bool)
+            for i, value in enumerate(arr):
+                try:
+                    ints[i], ok[i] = int(value), True
+                except (TypeError, ValueError, OverflowError):
+                    continue
+            idx = np.full(len(arr), -1, dtype=np.int64)
+            if ok.any():
+                idx[ok] = self._index.get_indexer(ints[ok])
+        else:
+            idx = self._index.get_indexer(arr).astype(np.int64)
         if missing == "error" and (idx < 0).any():
             raise UnknownIdError(self.kind, arr[idx < 0].tolist())
         return idx

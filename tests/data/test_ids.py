@@ -98,3 +98,14 @@ def test_ids_array_is_read_only_and_membership_works():
     assert "a" in index and "c" not in index
     assert len(index) == 2 and not index.is_integer and IdIndex([1]).is_integer
     assert index.id(1) == "b" and IdIndex([4, 9]).id(1) == 9
+
+
+def test_one_non_integer_id_does_not_hide_the_integer_ones() -> None:
+    """Regression (issue 10 review): an integer index given ``[5001, "5002", "zz"]`` used to
+    fail the whole conversion, so every id of the batch looked unknown (a profile with one
+    bad event lost all its events)."""
+    index = IdIndex(np.array([5001, 5002, 5003]), kind="item")
+    np.testing.assert_array_equal(index.numbers([5001, "5002", "zz"], missing="negative"),
+                                  [0, 1, -1])
+    with pytest.raises(UnknownIdError, match="'zz'"):
+        index.numbers([5001, "zz"])
