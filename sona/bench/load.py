@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 #: how to get wrk when it is missing
 WRK_INSTALL_HINT = ("wrk is not installed: `sudo apt-get install -y wrk` (Debian/Ubuntu), "
                     "`brew install wrk` (macOS), or build https://github.com/wg/wrk")
-#: placeholder in a body or path replaced by a never-sent value (cache miss)
+#: token in a request body or path that the generated wrk script swaps for a value never
+#: sent before, so that request misses every cache
 UNIQUE = "@@UNIQUE@@"
 _MARKER = "SONA_WRK "
 

@@ -349,9 +349,13 @@ class Pipeline(Recommender[PipelineConfig]):
 
     def reference_graphs(self) -> dict[str, Graph]:
         """Every graph's Python reference, by name (``content`` and one per model source)."""
-        graphs = {m.name: m.reference_graph() for m in self.model_sources()}
-        graphs["content"] = self.content_source().reference_graph()
-        return graphs
+        return {name: self._reference_graph(name)
+                for name in [*(m.name for m in self.model_sources()), "content"]}
+
+    def _reference_graph(self, name: str) -> Graph:
+        if name == "content":
+            return self.content_source().reference_graph()
+        return next(m for m in self.model_sources() if m.name == name).reference_graph()
 
     def compile_graphs(self, config: OnnxConfig) -> dict[str, NDArray[np.uint8]]:
         """Export every graph to ONNX bytes (scorers as the models declare them, content)."""
@@ -386,18 +390,25 @@ class Pipeline(Recommender[PipelineConfig]):
         Raises:
             ConfigError: the pipeline has no such graph.
         """
-        if self._reference_only:  # validation tuning: the Python references, no export
-            if name == "content":
-                return self.content_source().reference_graph()
-            return next(m for m in self.model_sources() if m.name == name).reference_graph()
         found = self._sessions.get(name)
-        if found is None:
+        if found is not None:
+            return found
+        if self._reference_only:  # validation tuning: the Python references, no export
+            found = self._sessions[name] = self._reference_graph(name)
+        else:
             if name not in self.graphs_:
                 raise ConfigError(f"pipeline has no graph {name!r}; it has "
                                   f"{sorted(self.graphs_)}")
             found = self._sessions[name] = GraphSession(self.graphs_[name],
                                                         threads=self._onnx_threads)
         return found
+
+    def popularity_share(self) -> NDArray[np.float64]:
+        """Each item's training popularity relative to the most popular item, in [0, 1]:
+        how cold users are ranked (SPEC §2.8)."""
+        pop = self.features_.popularity.astype(np.float64)
+        top = float(pop.max(initial=0.0))
+        return pop / top if top > 0 else pop
 
     # --- user states -------------------------------------------------------------------
 
@@ -570,9 +581,7 @@ class Pipeline(Recommender[PipelineConfig]):
                 picked, conf = picked[keep], conf[keep]
             # list scores: popularity share, as _score_users ranks cold users (score() agrees
             # with recommend); relevance: the SPEC's cold-start confidence for the API
-            pop = self.features_.popularity.astype(np.float64)
-            share = pop[picked] / pop.max() if pop.max() > 0 else pop[picked]
-            row_idx, row_sc = pad_rows([picked], [share], k)
+            row_idx, row_sc = pad_rows([picked], [self.popularity_share()[picked]], k)
             _, row_conf = pad_rows([picked], [conf], k)
             idx[i], scores[i], relevance[i] = row_idx[0], row_sc[0], row_conf[0]
         return Ranked(idx, scores, relevance, contrib, lora, strategy, based_on, SOURCES)
@@ -611,8 +620,7 @@ class Pipeline(Recommender[PipelineConfig]):
         scores = self.blend_states(states).scores
         for i, s in enumerate(states):  # cold users rank by popularity (SPEC §2.8)
             if s.is_cold(self.config.cold_start_max_events):
-                pop = self.features_.popularity.astype(np.float64)
-                scores[i] = pop / pop.max() if pop.max() > 0 else pop
+                scores[i] = self.popularity_share()
         return scores
 
     def _similar_items(self, item_idx: IndexArray) -> NDArray[np.floating]:

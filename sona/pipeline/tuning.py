@@ -19,39 +19,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from sona.data.interactions import Interactions
 from sona.models.generators import GeneratorSet, ValidationSet, carve_validation
 from sona.pipeline.features import ItemFeatures
 from sona.pipeline.sources import SOURCES
-from sona.ranking.blend import fit_blend_weights, ndcg_from_scores
+from sona.ranking.blend import fit_blend_weights, ndcg_from_scores, ndcg_of_lists
 from sona.ranking.context import Context, event_hour_weekday
-from sona.types import IndexArray
 
 if TYPE_CHECKING:
     from sona.pipeline.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-
-
-def ndcg_of_lists(idx: IndexArray, relevant: sp.csr_matrix, n_relevant: NDArray[np.integer],
-                  k: int) -> NDArray[np.float64]:
-    """Per-user binary nDCG@k of ranked index lists (``-1`` padding never hits)."""
-    idx = np.asarray(idx)[:, :k]
-    valid = idx >= 0
-    rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1]).reshape(idx.shape)
-    hits = np.zeros(idx.shape)
-    if valid.any():  # scipy turns an empty fancy index into a matrix, not an empty array
-        hits[valid] = np.asarray(relevant.tocsr()[rows[valid], idx[valid]]).ravel() > 0
-    discounts = 1.0 / np.log2(np.arange(2, idx.shape[1] + 2))
-    ideal_n = np.minimum(np.asarray(n_relevant), k)
-    idcg = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])[ideal_n]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (hits @ discounts) / idcg
-    out[ideal_n == 0] = np.nan
-    return out
 
 
 def spread_weights(weights: NDArray[np.float64], best: float,
@@ -126,13 +106,12 @@ def tune(pipeline: Pipeline, data: Interactions,
     states = probe._states_idx(vs.user_idx)
     contexts = heldout_contexts(vs.validation, np.asarray(vs.fit.users.ids(vs.user_idx)))
     mixed = probe.blend_states(states, contexts)
-    seen = vs.fit.matrix("weight")[vs.user_idx]
+    seen = probe.seen_[vs.user_idx]
     norms = []
     for s in range(len(SOURCES)):
         m = np.array(mixed.normalized[:, s, :], copy=True)
-        m[seen.nonzero()] = np.nan
         m[~(mixed.weights[:, s] > 0)] = 0.0  # a source that does not apply adds nothing
-        m[seen.nonzero()] = np.nan
+        m[seen.nonzero()] = np.nan  # seen items are never ranked
         norms.append(m)
     defined = vs.n_relevant > 0
     singles = [float(np.nanmean(ndcg_from_scores(m, vs.relevant, vs.n_relevant,

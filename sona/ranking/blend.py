@@ -21,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from sona.types import IndexArray
+
 log = logging.getLogger(__name__)
 
 Normalization = Literal["zscore", "minmax", "rank", "none"]
@@ -172,14 +174,23 @@ def ndcg_from_scores(
     from sona.ranking.topk import topk
 
     idx, _ = topk(np.asarray(scores), k)
+    return ndcg_of_lists(idx, relevant, n_relevant, k)
+
+
+def ndcg_of_lists(idx: IndexArray, relevant: sp.csr_matrix, n_relevant: NDArray[np.integer],
+                  k: int) -> NDArray[np.float64]:
+    """Per-user binary nDCG@k of ranked index lists (``-1`` padding never hits).
+
+    Same formula as :func:`ndcg_from_scores`, for lists already ranked (e.g. after MMR).
+    """
+    idx = np.asarray(idx)[:, :k]
     valid = idx >= 0
     rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1]).reshape(idx.shape)
     hits = np.zeros(idx.shape, dtype=np.float64)
-    rel = relevant.tocsr()
-    if valid.any():  # scipy cannot index with empty arrays: every row unrankable
-        hits[valid] = np.asarray(rel[rows[valid], idx[valid]]).ravel() > 0
+    if valid.any():  # scipy turns an empty fancy index into a matrix, not an empty array
+        hits[valid] = np.asarray(relevant.tocsr()[rows[valid], idx[valid]]).ravel() > 0
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = hits @ discounts
+    dcg = hits @ discounts[:idx.shape[1]]
     ideal_n = np.minimum(np.asarray(n_relevant), k)
     idcg = np.concatenate([[0.0], np.cumsum(discounts)])[ideal_n]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -276,4 +287,5 @@ def fit_blend_weights(
 
 
 __all__ = ["Normalization", "blend_scores", "fit_blend_weights", "ndcg_from_scores",
+           "ndcg_of_lists",
            "normalize_scores", "pool_candidates"]

@@ -224,8 +224,7 @@ class RecsHandler:
                  if mixed.weights[0, i] > 0 else None for i, s in enumerate(SOURCES)}
         lora = float(mixed.lora[0, item])
         if state.is_cold(pipeline.config.cold_start_max_events) or mixed.weights.sum() == 0:
-            top = float(model.popularity.max(initial=0.0))
-            score = float(model.popularity[item]) / top if top > 0 else 0.0
+            score = float(pipeline.popularity_share()[item])
         else:
             score = float(mixed.scores[0, item])
         return ScoreResponse(

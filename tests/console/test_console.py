@@ -7,10 +7,7 @@ experiment test runs last: a running experiment changes what every viewer is ser
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,24 +16,11 @@ import pytest
 from console_fixtures import Console
 
 from sona.sync.client import SyncClient
+from sona.testing.http import call
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.realdata]
 
 TIMEOUT_MS = 60_000  # the first search loads the MiniLM query encoder (~10 s on 2 cores)
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def screenshot_dir(fallback: Path) -> Path:

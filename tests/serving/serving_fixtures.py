@@ -6,9 +6,6 @@ builds in a few seconds; ``test_export_onnx.py`` covers the dynamo exporter sepa
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from sona.pipeline import ContentConfig, PipelineConfig
 from sona.pipeline.graphs import OnnxConfig
 from sona.serving.export_onnx import ExportConfig
 from sona.serving.process import ServerProcess
+from sona.testing.http import call, get, post  # noqa: F401  (re-exported to the tests)
 
 MODEL_NAME = "test-recs"
 FAST_EXPORT = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
@@ -61,47 +59,3 @@ def write_config(path: Path, models_dir: Path, **overrides: Any) -> Path:
     io.write_yaml(path, config)
     return path
 
-
-def post(url: str, body: Any, headers: dict[str, str] | None = None,
-         raw: bytes | None = None) -> tuple[int, Any]:
-    """POST JSON with plain urllib; returns (status, parsed body)."""
-    data = raw if raw is not None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None, *,
-         raw: bytes | None = None, headers: dict[str, str] | None = None
-         ) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    sent = {"content-type": "application/json", **(headers or {})}
-    if key is not None:
-        sent["authorization"] = f"Bearer {key}"
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=sent)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
-
-
-def get(url: str) -> tuple[int, Any]:
-    """GET with plain urllib; returns (status, body: parsed JSON or text)."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback)
-            text = resp.read().decode()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        text, status = exc.read().decode(), exc.code
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text

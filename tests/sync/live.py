@@ -7,9 +7,6 @@ graphs, genre content vectors): a few seconds, and every id the tools see is a r
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from sona.pipeline import ContentConfig
 from sona.serving.auth import KeyStore
 from sona.serving.export_onnx import ExportConfig, export_model
 from sona.serving.process import ServerProcess
+from sona.testing.http import call
 
 MODEL_NAME = "ml100k-ease"
 FAST_EXPORT = ExportConfig(exporter="torchscript", content=ContentConfig(source="genres"))
@@ -63,21 +61,6 @@ def start(config: Path) -> Live:
     write, read = keys.create(["write"])[1], keys.create(["read"])[1]
     proc = ServerProcess(config).start()
     return Live(proc, proc.url, write, read)
-
-
-def call(method: str, url: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
-    """One JSON request with plain urllib; returns (status, parsed body)."""
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (loopback)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        return exc.code, json.loads(payload) if payload else None
 
 
 __all__ = ["FAST_EXPORT", "MODEL_NAME", "Live", "call", "export_ml100k", "start",
