@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -29,6 +29,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
 
 
 def _location(loc: Any) -> str:
@@ -154,6 +155,29 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JS
                              "message": f"body: invalid JSON ({exc})"}, status_code=400)
 
 
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (list, tuple, set, frozenset):
+        return True
+    return any(_is_list(arg) for arg in get_args(annotation))
+
+
+def parse_query(request: Request, model: type[M]) -> M | JSONResponse:
+    """The request's query parameters as ``model``, or the 400 response naming the bad ones.
+
+    Repeated parameters become lists when the model's field is a list (``?genre=a&genre=b``).
+    """
+    params: dict[str, Any] = {}
+    for name in request.query_params:
+        values = request.query_params.getlist(name)
+        field = model.model_fields.get(name)
+        many = field is not None and _is_list(field.annotation)
+        params[name] = values if many else values[-1]
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        return JSONResponse(validation_body(exc), status_code=400)
+
+
 def probes_app(health: Callable[[], dict[str, Any]],
                ready: Callable[[], tuple[int, dict[str, Any]]]) -> Starlette:
     """A Starlette app with ``GET /health`` and ``GET /ready``."""
@@ -169,5 +193,5 @@ def probes_app(health: Callable[[], dict[str, Any]],
                              Route("/ready", ready_route, methods=["GET"])])
 
 
-__all__ = ["RequestTimeout", "ValidationErrorBody", "parse_body", "probes_app",
+__all__ = ["RequestTimeout", "ValidationErrorBody", "parse_body", "parse_query", "probes_app",
            "shape_validation_error", "validation_body"]
