@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sona.catalog.deeplinks import DeepLinks
 from sona.catalog.schema import (
     PLATFORMS,
     Availability,
@@ -61,16 +62,6 @@ class OfferTerms(BaseModel):
     tier: str | None = None  # platform plan, e.g. "ad_supported", "premium_plus"
     video_qualities: list[VideoQuality] = Field(default_factory=list)
     subtitle_languages: list[str] = Field(default_factory=list)
-
-
-class DeepLinks(BaseModel):
-    """Links that open the title in the platform's apps (SPEC §4)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mobile: str
-    web: str
-    tv: str
 
 
 class CanonicalRecord(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 
 from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 _KINDS = ("subscribe", "rent", "buy")
 _SIZES = {"poster_small": (342, 513), "poster_medium": (780, 1170), "poster_large": (2000, 3000)}
@@ -70,9 +70,3 @@ class AppleTvPlusNormalizer(b.Normalizer):
             images=Images(**posters, backdrop=b.text(attrs, "backgroundArtwork.url")),
             rating=b.maturity(b.text(attrs, "contentRating")), is_original=original,
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(
-            mobile=f"com.apple.tv://tv.apple.com/movie/{platform_content_id}",
-            web=f"https://tv.apple.com/movie/{b.slug(title)}/{platform_content_id}",
-            tv=f"com.apple.tv://tv.apple.com/movie/{platform_content_id}")

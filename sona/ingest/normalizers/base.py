@@ -1,8 +1,9 @@
 """The normaliser contract and the parsing helpers every platform module shares.
 
 A platform module subclasses :class:`Normalizer`, sets ``platform`` and implements
-``_parse(data, fetched_at)`` (the platform's raw JSON -> :class:`CanonicalRecord`) and
-``deep_links(platform_content_id, title)``. :meth:`Normalizer.normalize` turns any missing
+``_parse(data, fetched_at)`` (the platform's raw JSON -> :class:`CanonicalRecord`); deep
+links come from the platform's templates (:mod:`sona.catalog.deeplinks`), the same ones the
+served "where to watch" fills missing links from. :meth:`Normalizer.normalize` turns any missing
 or malformed field into a :class:`~sona.errors.DataError` that names the platform, the
 record and the field, so one bad record in a feed is reported precisely.
 """
@@ -15,11 +16,12 @@ from abc import ABC, abstractmethod
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
 
+from sona.catalog import deeplinks
+from sona.catalog.deeplinks import DeepLinks
 from sona.catalog.schema import MaturityRating
 from sona.errors import DataError
 from sona.genres import map_genres
-from sona.ingest.records import CanonicalRecord, DeepLinks, RawRecord
-from sona.ingest.titles import fold_accents
+from sona.ingest.records import CanonicalRecord, RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,9 @@ class Normalizer(ABC):
     def _parse(self, data: dict[str, Any], fetched_at: datetime) -> CanonicalRecord:
         """Platform JSON -> canonical record (deep links are added by :meth:`normalize`)."""
 
-    @abstractmethod
     def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        """Mobile-app, web and TV-app links that open this title."""
+        """Mobile-app, web and TV-app links that open this title (the platform's templates)."""
+        return deeplinks.deep_links(self.platform, platform_content_id, title)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -229,11 +231,6 @@ def genres_from(labels: list[str]) -> list[str]:
     return map_genres(labels)
 
 
-def slug(title: str) -> str:
-    """URL slug of a title (``"The Matrix"`` -> ``"the-matrix"``)."""
-    return "-".join(re.sub(r"[^a-z0-9]+", " ", fold_accents(title).lower()).split()) or "title"
-
-
 def as_list(value: Any, path: str) -> list[Any]:
     """``value`` when it is a list (``None`` -> ``[]``), else FieldError."""
     if value is None:
@@ -246,5 +243,5 @@ def as_list(value: Any, path: str) -> list[Any]:
 __all__ = [
     "FieldError", "Normalizer", "as_list", "external_ids", "genres_from", "get",
     "human_duration_minutes", "imdb_id", "integer", "iso_duration_minutes", "maturity",
-    "minutes_from_seconds", "number", "slug", "text", "timestamp", "year_of",
+    "minutes_from_seconds", "number", "text", "timestamp", "year_of",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 _TYPES = {"movie": "movie", "series": "series", "episode": "episode", "short": "short",
           "special": "special"}
@@ -62,9 +62,3 @@ class DisneyPlusNormalizer(b.Normalizer):
             images=Images(poster_medium=_art(data, "tile", "0.71"),
                           backdrop=_art(data, "background", "1.78")),
             rating=b.maturity(mpaa[0].get("value")) if mpaa else None, updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(
-            mobile=f"disneyplus://content/{platform_content_id}",
-            web=f"https://www.disneyplus.com/movies/{b.slug(title)}/{platform_content_id}",
-            tv=f"disneyplus://content/{platform_content_id}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 TIERS = ("ad_supported", "ad_free")
 
@@ -51,8 +51,3 @@ class HboMaxNormalizer(b.Normalizer):
             images=Images(poster_large=roles.get("poster"), backdrop=roles.get("background")),
             rating=b.maturity(b.text(data, "ratingCode")), is_original=original,
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(mobile=f"hbomax://content/{platform_content_id}",
-                         web=f"https://play.max.com/movie/{platform_content_id}",
-                         tv=f"hbomax://content/{platform_content_id}")

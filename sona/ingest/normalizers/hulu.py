@@ -15,7 +15,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 TIERS = ("ad_supported", "ad_free", "live_tv")  # cheapest first
 
@@ -52,8 +52,3 @@ class HuluNormalizer(b.Normalizer):
                           backdrop=(art.get("detail.horizontal.hero") or {}).get("path")),
             rating=b.maturity(b.text(data, "rating.code")), is_original=original,
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(mobile=f"hulu://watch/{platform_content_id}",
-                         web=f"https://www.hulu.com/watch/{platform_content_id}",
-                         tv=f"hulu://details/{platform_content_id}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 _QUALITIES: tuple[VideoQuality, ...] = ("SD", "HD", "UHD")
 
@@ -49,8 +49,3 @@ class NetflixNormalizer(b.Normalizer):
                           poster_large=art.get("1280x720"), backdrop=b.text(data, "storyArt")),
             rating=b.maturity(b.text(data, "maturity.rating")),
             is_original=bool(b.get(data, "original", False)), updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(mobile=f"nflx://www.netflix.com/title/{platform_content_id}",
-                         web=f"https://www.netflix.com/title/{platform_content_id}",
-                         tv=f"netflix://title/{platform_content_id}")

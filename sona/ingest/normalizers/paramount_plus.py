@@ -16,7 +16,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 TIERS = ("essential", "premium", "showtime")
 _US_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
@@ -60,9 +60,3 @@ class ParamountPlusNormalizer(b.Normalizer):
             images=Images(poster_medium=thumbs.get("poster"), backdrop=thumbs.get("hero")),
             rating=b.maturity(b.text(data, "regionalRatings.US")), is_original=original,
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(
-            mobile=f"paramountplus://content/{platform_content_id}",
-            web=f"https://www.paramountplus.com/movies/video/{platform_content_id}/",
-            tv=f"paramountplus://content/{platform_content_id}")

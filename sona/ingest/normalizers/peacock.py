@@ -14,7 +14,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 TIERS = {"free": "free", "premium": "premium", "premium plus": "premium_plus"}
 
@@ -56,9 +56,3 @@ class PeacockNormalizer(b.Normalizer):
             images=Images(poster_medium=kinds.get("titleArt34"), backdrop=kinds.get("landscape")),
             rating=b.maturity(str(ratings[0])) if ratings else None, is_original=original,
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(
-            mobile=f"peacock://watch/{platform_content_id}",
-            web=f"https://www.peacocktv.com/watch/asset/movies/{b.slug(title)}/{platform_content_id}",
-            tv=f"peacocktv://asset/{platform_content_id}")

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from sona.catalog.schema import Images, VideoQuality
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 
 _AGE = {"ALL": "G", "7+": "PG", "13+": "PG13", "16+": "R", "18+": "NC17", "NR": "NR"}
 _KINDS = ("SUBSCRIPTION", "TVOD_RENTAL", "TVOD_PURCHASE")
@@ -77,8 +77,3 @@ class PrimeVideoNormalizer(b.Normalizer):
             rating=None if age is None else b.maturity(_AGE[age]),
             user_rating=None if stars is None else min(10.0, 2 * stars),
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(mobile=f"aiv://aiv/detail?asin={platform_content_id}",
-                         web=f"https://www.amazon.com/gp/video/detail/{platform_content_id}",
-                         tv=f"primevideo://detail?asin={platform_content_id}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from sona.catalog.schema import Images
 from sona.ingest.normalizers import base as b
-from sona.ingest.records import CanonicalRecord, DeepLinks, OfferTerms
+from sona.ingest.records import CanonicalRecord, OfferTerms
 from sona.ingest.titles import strip_decorations, title_year
 
 _KINDS = ("free", "rent", "buy")
@@ -63,8 +63,3 @@ class YoutubeNormalizer(b.Normalizer):
                           backdrop=(thumbs.get("maxres") or {}).get("url")),
             popularity=None if not views else min(1.0, math.log10(views) / 8),
             updated_at=fetched_at)
-
-    def deep_links(self, platform_content_id: str, title: str) -> DeepLinks:
-        return DeepLinks(mobile=f"vnd.youtube://{platform_content_id}",
-                         web=f"https://www.youtube.com/watch?v={platform_content_id}",
-                         tv=f"youtube://watch?v={platform_content_id}")
