@@ -112,7 +112,13 @@ class Availability(_Model):
 
 
 class ContentItem(_Model):
-    """The canonical catalog entry (SPEC §1). ``canonical_id`` is a UUID string."""
+    """The canonical catalog entry (SPEC §1).
+
+    ``canonical_id`` is a UUID string, or, for items seeded from MovieLens-100K
+    (:mod:`sona.ingest.movielens`), the MovieLens item id as a string of digits (``"50"`` is
+    Star Wars). So model item ids, search document ids and catalog ids are one id space with
+    no translation layer; items that only platform feeds or the admin API bring get UUIDs.
+    """
 
     canonical_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     content_type: ContentType = "movie"
@@ -154,13 +160,23 @@ class ContentItem(_Model):
     @field_validator("canonical_id")
     @classmethod
     def _uuid(cls, value: str) -> str:
+        if is_seed_id(value):
+            return value
         try:
             return str(uuid.UUID(value))
         except ValueError as exc:
-            raise ValueError(f"canonical_id must be a UUID, got {value!r}") from exc
+            raise ValueError(f"canonical_id must be a UUID or a MovieLens seed id (digits), "
+                             f"got {value!r}") from exc
+
+
+def is_seed_id(value: str) -> bool:
+    """Whether ``value`` is a MovieLens seed id: ASCII digits without a leading zero."""
+    return (0 < len(value) <= 12 and value.isascii() and value.isdigit()
+            and (value == "0" or not value.startswith("0")))
 
 
 __all__ = [
     "PLATFORMS", "Availability", "AvailabilityType", "CastMember", "ContentItem", "ContentType",
-    "Credits", "ExternalIds", "Images", "MaturityRating", "Platform", "SeriesInfo", "utcnow",
+    "Credits", "ExternalIds", "Images", "MaturityRating", "Platform", "SeriesInfo", "is_seed_id",
+    "utcnow",
 ]

@@ -91,6 +91,18 @@ def print_resolution(report: Any, console: Console) -> None:
         console.print(table)
 
 
+def _onto_seeds(entity_of: dict[str, str], feeds: Any) -> float:
+    """Share of records of MovieLens films whose entity is one of the film's ML ids."""
+    hits = total = 0
+    for raw_id, entity_id in entity_of.items():
+        work = feeds.works.get(feeds.truth[raw_id])
+        if work is None or not work.item_ids:
+            continue
+        total += 1
+        hits += entity_id in {str(i) for i in work.item_ids}
+    return hits / total if total else float("nan")
+
+
 @ingest_app.command("run")
 def run(
     data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
@@ -115,13 +127,24 @@ def run(
     noise: Annotated[
         str, typer.Option(help="Feed noise model: classic (catalog works only) or broad.")
     ] = "classic",
+    movielens: Annotated[
+        bool, typer.Option(help="Seed the catalog with the ML-100K items first (ids = ML ids).")
+    ] = True,
 ) -> None:
-    """Generate the nine raw feeds from MovieLens and ingest them into the catalog."""
+    """Seed the catalog from MovieLens, then resolve the nine generated feeds onto it."""
     from sona import io
     from sona.catalog import CatalogStore
     from sona.ingest.pipeline import IngestPipeline, load_resolver
 
     console = Console()
+    store = CatalogStore(db)
+    if movielens:
+        from sona.data.sources import load_ml100k
+        from sona.ingest.movielens import movielens_items, seed_catalog
+
+        seeded = seed_catalog(store, movielens_items(load_ml100k(data)))
+        console.print(f"MovieLens seed: {seeded.n_items:,} items, {seeded.n_created:,} created, "
+                      f"{seeded.n_kept:,} already in the catalog")
     feeds = _feeds(data, seed, n_movies, noise)
     console.print(f"generated {len(feeds.records):,} raw records for {len(feeds.works):,} works "
                   f"on {len(feeds.config.platforms)} platforms (seed {seed})")
@@ -132,10 +155,12 @@ def run(
         io.write_json(save_feeds / "truth.json", feeds.truth)
         console.print(f"raw feeds and ground truth written to {save_feeds}")
     enc = _encoder(encoder, feeds, progress)
-    store = CatalogStore(db)
     resolver = load_resolver(store, _resolver_config(rules, enc, scorer), encoder=enc)
     report = IngestPipeline(store, resolver, encoder=enc, progress=progress).run(
         feeds.records, truth=feeds.truth)
+    if movielens:
+        console.print(f"records of MovieLens films resolved onto their MovieLens id: "
+                      f"{_onto_seeds(report.entity_of, feeds):.4f}")
     table = Table(title=f"Ingest into {db}")
     table.add_column("step")
     table.add_column("value", justify="right")
@@ -174,6 +199,9 @@ def evaluate(
     shuffle_seed: Annotated[
         int | None, typer.Option(help="Resolve the records in this seeded random order.")
     ] = None,
+    movielens: Annotated[
+        bool, typer.Option(help="Resolve onto the ML-100K seed items, as `ingest run` does.")
+    ] = True,
 ) -> None:
     """Resolve generated feeds; print P/R/F1 per rule, per noise class and on look-alikes."""
     import time
@@ -193,6 +221,12 @@ def evaluate(
         raws = [raws[i] for i in np.random.default_rng(shuffle_seed).permutation(len(raws))]
     enc = _encoder(encoder, feeds, progress=True)
     resolver = EntityResolver(_resolver_config(rules, enc, scorer), encoder=enc)
+    if movielens:
+        from sona.data.sources import load_ml100k
+        from sona.ingest.movielens import movielens_items
+        from sona.ingest.pipeline import register_items
+
+        register_items(resolver, movielens_items(load_ml100k(data)))
     records = [normalize(r) for r in raws]
     vectors = resolver.encode_records(records)
     start = time.perf_counter()
@@ -203,10 +237,16 @@ def evaluate(
                                  noise=feeds.noise, lookalikes=feeds.lookalikes)
     print_resolution(report, console)
     console.print(f"resolved {len(records):,} records in {seconds:.2f} s")
+    onto = _onto_seeds({r.id: res.entity_id for r, res in zip(raws, batch.resolutions,
+                                                              strict=True)}, feeds) \
+        if movielens else None
+    if onto is not None:
+        console.print(f"records of MovieLens films resolved onto their MovieLens id: {onto:.4f}")
     if output is not None:
         io.write_json(output, io.json_safe({
             "seed": seed, "n_movies": n_movies, "noise": noise, "encoder": encoder,
             "rules": rules, "scorer": scorer, "shuffle_seed": shuffle_seed,
+            "movielens_seed": movielens, "onto_movielens_id": onto,
             "n_records": report.n_records, "n_works": report.n_works,
             "n_entities": report.n_entities, "resolve_seconds": round(seconds, 3),
             "rows": report.rows(), "classes": [asdict(c) for c in report.classes],

@@ -75,9 +75,17 @@ def load_resolver(store: CatalogStore, config: ResolverConfig | None = None, *,
                   encoder: Encoder | None = None) -> EntityResolver:
     """A resolver that knows every entity and mapping already in ``store``."""
     resolver = EntityResolver(config, encoder=encoder)
-    items = list(store.iter_items())
+    register_items(resolver, list(store.iter_items()), store.mappings())
+    log.info("resolver loaded %d entities from %s", len(resolver.entities), store.url)
+    return resolver
+
+
+def register_items(resolver: EntityResolver, items: Sequence[ContentItem],
+                   mappings: Sequence[tuple[str, str, str, float]] = ()) -> None:
+    """Make catalog ``items`` (and the stored ``mappings`` of their external ids) known
+    entities of ``resolver``, so later records resolve onto them (the MovieLens seeds)."""
     ids_of: dict[str, list[tuple[str, str]]] = {}
-    for external_id, id_type, entity_id, _ in store.mappings():
+    for external_id, id_type, entity_id, _ in mappings:
         ids_of.setdefault(entity_id, []).append((id_type, external_id))
     vectors = resolver.encode_titles([i.title for i in items])
     for j, item in enumerate(items):
@@ -91,8 +99,6 @@ def load_resolver(store: CatalogStore, config: ResolverConfig | None = None, *,
                             own + ids_of.get(item.canonical_id, []),
                             vector=None if vectors is None else vectors[j],
                             runtimes=[item.runtime_minutes])
-    log.info("resolver loaded %d entities from %s", len(items), store.url)
-    return resolver
 
 
 @dataclass(slots=True)
@@ -109,6 +115,7 @@ class IngestReport:
     decided_by: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     resolution: ResolutionReport | None = None
+    entity_of: dict[str, str] = field(default_factory=dict)  # raw record id -> entity id
 
 
 class IngestPipeline:
@@ -153,8 +160,9 @@ class IngestPipeline:
         t2 = time.perf_counter()
         batch = self.resolver.resolve_batch(records, vectors=vectors)
         resolutions = batch.resolutions
-        for res in resolutions:
+        for raw_id, res in zip(kept, resolutions, strict=True):
             report.decided_by[res.rule] = report.decided_by.get(res.rule, 0) + 1
+            report.entity_of[raw_id] = res.entity_id
         if truth is not None:
             raw_id = {rec.key: rid for rec, rid in zip(records, kept, strict=True)}
             links = [(raw_id[a], raw_id[b], rule) for a, b, rule in record_links(batch.links)
@@ -207,5 +215,5 @@ class IngestPipeline:
 
 __all__ = [
     "IndexUpdate", "IndexUpdater", "IngestPipeline", "IngestReport", "content_text",
-    "embed_items", "index_update_for", "load_resolver",
+    "embed_items", "index_update_for", "load_resolver", "register_items",
 ]
