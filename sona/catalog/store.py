@@ -3,13 +3,16 @@
 SQLite is the default (a file URL, WAL journal so readers never block the writer);
 PostgreSQL works by passing its URL (``postgresql+psycopg://user@host/db``). Every mutation
 of a content item writes an audit row in the same transaction, so the log cannot miss a change.
+After the transaction commits, each function in :attr:`CatalogStore.listeners` gets the ids
+of the items written or deleted (in-memory views such as the served availability index
+follow the catalog this way; another process's store is not seen).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -66,6 +69,9 @@ class Actor(BaseModel):
 
 SYSTEM = Actor(user_id="system:ingest")
 
+#: called after a committed write with the canonical ids written or deleted
+ChangeListener = Callable[[list[str]], None]
+
 
 class CatalogStore:
     """The catalog database (see module docstring).
@@ -80,6 +86,15 @@ class CatalogStore:
         self.engine: Engine = make_engine(url)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # told the changed ids after each committed write (see module docstring)
+        self.listeners: list[ChangeListener] = []
+
+    def _changed(self, ids: list[str]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(ids)
+            except Exception:  # a broken view must not undo or fail a committed write
+                log.exception("catalog change listener failed for %d id(s)", len(ids))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -103,11 +118,12 @@ class CatalogStore:
                 raise CatalogConflictError(f"content {item.canonical_id} already exists")
             sess.add(ContentRow(**_row_values(item)))
             self._audit(sess, "content_created", item.canonical_id, {"title": item.title}, actor)
+        self._changed([item.canonical_id])
         return item
 
     def put_many(self, items: Iterable[ContentItem], *, actor: Actor = SYSTEM) -> int:
         """Insert or replace items in one transaction (audit created/updated per item)."""
-        n = 0
+        ids: list[str] = []
         with self.session() as sess:
             for item in items:
                 row = sess.get(ContentRow, item.canonical_id)
@@ -121,8 +137,10 @@ class CatalogStore:
                         setattr(row, key, value)
                     action = "content_updated"
                 self._audit(sess, action, item.canonical_id, {"title": item.title}, actor)
-                n += 1
-        return n
+                ids.append(item.canonical_id)
+        if ids:
+            self._changed(ids)
+        return len(ids)
 
     def put(self, item: ContentItem, *, actor: Actor = SYSTEM) -> ContentItem:
         """Insert or replace one item."""
@@ -179,6 +197,7 @@ class CatalogStore:
                 setattr(row, key, value)
             self._audit(sess, "content_updated", canonical_id,
                         {"fields": sorted(changes)}, actor)
+        self._changed([canonical_id])
         return item
 
     def set_availability(self, canonical_id: str, platform: str, offers: Sequence[Availability],
@@ -204,6 +223,7 @@ class CatalogStore:
             sess.delete(row)
             sess.execute(delete(EntityMappingRow).where(EntityMappingRow.entity_id == canonical_id))
             self._audit(sess, "content_deleted", canonical_id, {"title": title}, actor)
+        self._changed([canonical_id])
 
     def list_items(self, *, limit: int = 100, offset: int = 0, content_type: str | None = None,
              platform: str | None = None) -> list[ContentItem]:
@@ -241,7 +261,7 @@ class CatalogStore:
         Bookkeeping times are untouched: a recomputed score is not a content update, and
         bumping ``last_updated`` would reset the freshness the score decays with.
         """
-        changed = 0
+        changed_ids: list[str] = []
         with self.session() as sess:
             rows = sess.scalars(select(ContentRow).where(
                 ContentRow.canonical_id.in_(list(scores)))).all()
@@ -252,10 +272,13 @@ class CatalogStore:
                         f"quality score of {row.canonical_id} is {value}, not in [0, 1]")
                 if row.data_quality_score != value:
                     row.data_quality_score = value
-                    changed += 1
+                    changed_ids.append(row.canonical_id)
+            changed = len(changed_ids)
             self._audit(sess, "admin_action", None, {"job": "quality_recalculation",
                                                      "items": len(rows), "changed": changed},
                         actor, resource_type="catalog")
+        if changed_ids:
+            self._changed(changed_ids)
         return changed
 
     def count(self) -> int:
@@ -356,4 +379,7 @@ def _item(row: ContentRow) -> ContentItem:
     return ContentItem.model_validate(data)
 
 
-__all__ = ["DEFAULT_URL", "SYSTEM", "Actor", "AuditRecord", "CatalogConflictError", "CatalogStore"]
+__all__ = [
+    "DEFAULT_URL", "SYSTEM", "Actor", "AuditRecord", "CatalogConflictError", "CatalogStore",
+    "ChangeListener",
+]
