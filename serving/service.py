@@ -25,19 +25,26 @@ from sona.serving.experiments_api import (
     ConversionRequest,
     CreateExperimentRequest,
     EventsRequest,
+    ExperimentRecommendationResponse,
 )
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
+from sona.serving.routing import declare, openapi_document, service_operations
 from sona.serving.schemas import (
     BatchRecommendationRequest,
+    BatchRecommendationResponse,
     LoraTrainRequest,
+    LoraTrainResponse,
     ProfileUpdateRequest,
+    ProfileUpdateResponse,
     RecommendationRequest,
     ReloadRequest,
     ScoreRequest,
+    ScoreResponse,
     SimilarRequest,
+    SimilarResponse,
 )
-from sona.serving.search_api import ClickRequest, SearchRequest
+from sona.serving.search_api import ClickRequest, SearchRequest, SearchResponse
 from sona.serving.search_http import search_routes
 from sona.serving.sync_http import sync_routes
 
@@ -65,6 +72,21 @@ def _ready() -> tuple[int, dict[str, Any]]:
     return _app().ready() if _running else (503, {"status": "unhealthy", "checks": {}})
 
 
+_document: list[bytes] = []  # the OpenAPI document, generated on its first request
+
+
+def _openapi() -> bytes:
+    """The service's OpenAPI 3.1 document (``sona.serving.routing``), built once."""
+    if not _document:
+        from sona import __version__
+
+        _document.append(to_json(openapi_document(
+            service_operations(Sona), version=__version__,
+            description="SONA personalisation, search, catalog, sync and A/B endpoints "
+                        "(generated from the route declarations; sona.serving.routing).")))
+    return _document[0]
+
+
 @bentoml.service(
     name="sona",
     workers="cpu_count" if CONFIG.workers == 0 else CONFIG.workers,
@@ -76,7 +98,7 @@ def _ready() -> tuple[int, dict[str, Any]]:
     # tracing is configured (issue 12 profile).
     tracing={} if CONFIG.tracing else {"excluded_urls": [".*"]},
 )
-@bentoml.asgi_app(probes_app(_health, _ready), path="/")
+@bentoml.asgi_app(probes_app(_health, _ready, _openapi), path="/")
 @bentoml.asgi_app(experiment_routes(_app), path="/")
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
@@ -119,31 +141,43 @@ class Sona:
     # search's encoder) stays sync.
 
     @bentoml.api(route="/api/v1/recommendations")
+    @declare(response=ExperimentRecommendationResponse, errors=(404, 503), tag="recommendations",
+             summary="A viewer's recommendations (logged as an exposure in a running A/B test)")
     async def recommendations(self, body: RecommendationRequest, /,
                               ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "recommendations",
                            lambda: self.app.experiments.recommendations(body))
 
     @bentoml.api(route="/api/v1/recommendations/batch")
+    @declare(response=BatchRecommendationResponse, errors=(404, 503), tag="recommendations",
+             summary="Recommendations for several viewers at once")
     def recommendations_batch(self, body: BatchRecommendationRequest, /,
                               ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "recommendations_batch", lambda: self.app.recs.batch(body))
 
     @bentoml.api(route="/api/v1/recommendations/similar")
+    @declare(response=SimilarResponse, errors=(404, 503), tag="recommendations",
+             summary="Items similar to one item")
     async def similar(self, body: SimilarRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "similar", lambda: self.app.recs.similar(body))
 
     @bentoml.api(route="/api/v1/personalization/score")
+    @declare(response=ScoreResponse, errors=(404, 503), tag="recommendations",
+             summary="The blended score of one item for one viewer, with its components")
     async def personalization_score(self, body: ScoreRequest, /,
                                     ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "personalization_score", lambda: self.app.recs.score(body))
 
     @bentoml.api(route="/api/v1/profile/update")
+    @declare(response=ProfileUpdateResponse, scope="write", errors=(404, 503),
+             tag="recommendations", summary="Store viewing events and update the preference vector")
     def profile_update(self, body: ProfileUpdateRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "profile_update", lambda: self.app.recs.update_profile(body),
                            scope="write")
 
     @bentoml.api(route="/api/v1/lora/train")
+    @declare(response=LoraTrainResponse, scope="write", errors=(404, 503), tag="recommendations",
+             summary="Train the viewer's LoRA adapter now")
     def lora_train(self, body: LoraTrainRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "lora_train", lambda: self.app.recs.train_lora(body),
                            scope="write")
@@ -151,17 +185,23 @@ class Sona:
     # --- A/B experiments (GET/PUT/PATCH/DELETE routes: sona.serving.experiments_http) --
 
     @bentoml.api(route="/api/v1/experiments")
+    @declare(scope="admin", errors=(409,), tag="experiments",
+             summary="Create a draft A/B experiment")
     def create_experiment(self, body: CreateExperimentRequest, /,
                           ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "experiments_create",
                            lambda: self.app.experiments.create(body), scope="admin")
 
     @bentoml.api(route="/api/v1/events")
+    @declare(scope="write", errors=(404,), tag="experiments",
+             summary="Record outcome events (one transaction)")
     def events(self, body: EventsRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "events", lambda: self.app.experiments.events(body),
                            scope="write")
 
     @bentoml.api(route="/api/v1/experiments/conversions")
+    @declare(scope="write", errors=(404, 409), tag="experiments",
+             summary="Record one conversion of a viewer in an experiment")
     def conversions(self, body: ConversionRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "conversions",
                            lambda: self.app.experiments.conversion(body), scope="write")
@@ -169,31 +209,40 @@ class Sona:
     # --- search (GET/PUT/DELETE routes: sona.serving.search_http) ---------------------
 
     @bentoml.api(route="/api/v1/search")
+    @declare(response=SearchResponse, errors=(503,), tag="search",
+             summary="Hybrid search (keyword + vector, personalised)")
     def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search", lambda: self.app.search.handler.search(body))
 
     @bentoml.api(route="/api/v1/search/vector")
+    @declare(response=SearchResponse, errors=(503,), tag="search",
+             summary="Vector-only search (debug/eval)")
     def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search_vector",
                            lambda: self.app.search.handler.search_vector(body))
 
     @bentoml.api(route="/api/v1/search/keyword")
+    @declare(response=SearchResponse, errors=(503,), tag="search",
+             summary="Keyword-only search (debug/eval)")
     def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search_keyword",
                            lambda: self.app.search.handler.search_keyword(body))
 
     @bentoml.api(route="/api/v1/search/click")
+    @declare(errors=(404,), tag="search", summary="Log a click on a search result")
     def search_click(self, body: ClickRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search_click", lambda: self.app.search.store.click(body))
 
     # --- admin and benchmarking -----------------------------------------------------------
 
     @bentoml.api(route="/admin/reload")
+    @declare(scope="admin", errors=(404, 503), tag="admin", summary="Swap the served model version")
     def admin_reload(self, body: ReloadRequest, /, ctx: bentoml.Context) -> dict:
         headers = dict(ctx.request.headers)
         return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))
 
     @bentoml.api(route="/api/v1/ping")
+    @declare(tag="admin", summary="Trivial endpoint: the throughput ceiling of this service")
     async def ping(self) -> dict:
         """Trivial endpoint: the throughput ceiling of this service for load tests.
 

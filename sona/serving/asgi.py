@@ -21,8 +21,9 @@ from typing import Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+
+from sona.serving.routing import Operation, api_route
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -179,9 +180,10 @@ def parse_query(request: Request, model: type[M]) -> M | JSONResponse:
 
 
 def probes_app(health: Callable[[], dict[str, Any]],
-               ready: Callable[[], tuple[int, dict[str, Any]]]) -> Starlette:
-    """A Starlette app with ``GET /health`` and ``GET /ready``."""
-
+               ready: Callable[[], tuple[int, dict[str, Any]]],
+               openapi: Callable[[], bytes]) -> Starlette:
+    """A Starlette app with ``GET /health``, ``GET /ready`` and the OpenAPI document at
+    ``GET /openapi.json`` and ``GET /docs.json`` (which shadows BentoML's partial one)."""
     async def health_route(_: Request) -> JSONResponse:
         return JSONResponse(health())
 
@@ -189,8 +191,21 @@ def probes_app(health: Callable[[], dict[str, Any]],
         status, body = ready()
         return JSONResponse(body, status_code=status)
 
-    return Starlette(routes=[Route("/health", health_route, methods=["GET"]),
-                             Route("/ready", ready_route, methods=["GET"])])
+    async def document(_: Request) -> Response:
+        return Response(openapi(), media_type="application/json")
+
+    return Starlette(routes=[
+        api_route("/health", health_route, Operation(
+            "GET", "Liveness: service version and model status", tag="probes")),
+        api_route("/ready", ready_route, Operation(
+            "GET", "Readiness: 503 until model, database and warm-up are ready",
+            errors=(503,), tag="probes")),
+        api_route("/openapi.json", document, Operation(
+            "GET", "This OpenAPI 3.1 document", operation_id="openapi", tag="probes")),
+        api_route("/docs.json", document, Operation(
+            "GET", "This OpenAPI 3.1 document (the path BentoML serves its own at)",
+            operation_id="openapi_docs", tag="probes")),
+    ])
 
 
 __all__ = ["RequestTimeout", "ValidationErrorBody", "parse_body", "parse_query", "probes_app",

@@ -29,30 +29,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from sona.catalog.store import Actor, CatalogStore
 from sona.db import sqlite_url
 from sona.ingest.pipeline import IndexUpdater, load_resolver
-from sona.ingest.processor import EventProcessor
+from sona.ingest.processor import EVENT_TYPES, EventProcessor
+from sona.ingest.quality import QualityReport
 from sona.ingest.resolution import ResolverConfig
-from sona.ingest.webhooks import WebhookConfig, WebhookService
-from sona.serving.asgi import parse_body
+from sona.ingest.webhooks import EventView, Receipt, Registration, WebhookConfig, WebhookService
+from sona.serving.asgi import parse_body, parse_query
 from sona.serving.auth import api_key_from_headers, require_scope
 from sona.serving.catalog_api import (
     ENDPOINT_SCOPES,
     AvailabilityRequest,
     CatalogHandler,
+    ContentResponse,
     CreateContentRequest,
+    DeleteResponse,
     PatchContentRequest,
     RegisterWebhookRequest,
 )
-from sona.serving.errors import ApiError
+from sona.serving.routing import Operation, api_route
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -113,17 +115,33 @@ def build_catalog_handler(config: CatalogConfig, database: str, *,
                           webhooks=hooks, resolver=resolver)
 
 
-def _number(request: Request, name: str, kind: type[int] | type[float],
-            default: float) -> Any:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ApiError(400, "validation_error", f"{name}: expected "
-                       f"{'an integer' if kind is int else 'a number'}, got {raw!r}",
-                       fields=[name]) from None
+class QualityQuery(BaseModel):
+    """``?threshold=&limit=`` of the quality report."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(0.6, ge=0.0, le=1.0, description="quality score cut-off")
+    limit: int = Field(100, ge=0, le=10_000, description="most items listed")
+
+
+class LimitQuery(BaseModel):
+    """``?limit=`` of the webhook queue routes."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(100, ge=1, le=10_000, description="most events handled or listed")
+
+
+class WebhookEvent(BaseModel):
+    """A platform's webhook event; signed as raw bytes, so the handler parses it itself."""
+
+    model_config = ConfigDict(extra="allow")
+    event_type: str = Field(json_schema_extra={"enum": list(EVENT_TYPES)})
+    data: dict[str, Any]
+
+
+class DeadLetters(BaseModel):
+    """Dead-lettered webhook events, newest first."""
+
+    items: list[EventView]
 
 
 Call = Callable[[CatalogHandler, Request, Actor | None], BaseModel | dict[str, Any] | list[Any]]
@@ -189,8 +207,11 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
             key, body, actor=actor), mutates=True)  # type: ignore[arg-type]
 
     async def quality(request: Request) -> JSONResponse:
-        return await run(request, "quality_report", lambda h, r, _: h.quality_report(
-            _number(r, "threshold", float, 0.6), _number(r, "limit", int, 100)))
+        query = parse_query(request, QualityQuery)
+        if isinstance(query, JSONResponse):
+            return query
+        return await run(request, "quality_report", lambda h, _r, _a: h.quality_report(
+            query.threshold, query.limit))
 
     async def receive(request: Request) -> JSONResponse:
         platform = request.path_params["platform"]
@@ -206,31 +227,64 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         return await run(request, "register_webhook", lambda h, _, actor: h.register_webhook(
             body, actor=actor), mutates=True)  # type: ignore[arg-type]
 
-    async def stats(request: Request) -> JSONResponse:
+    async def stats_route(request: Request) -> JSONResponse:
         return await run(request, "webhook_stats", lambda h, _r, _a: h.webhook_stats())
 
     async def process(request: Request) -> JSONResponse:
-        return await run(request, "process_webhooks", lambda h, r, _: h.process_webhooks(
-            _number(r, "limit", int, 100)), mutates=True)
+        query = parse_query(request, LimitQuery)
+        if isinstance(query, JSONResponse):
+            return query
+        return await run(request, "process_webhooks", lambda h, _r, _a: h.process_webhooks(
+            query.limit), mutates=True)
 
     async def dead_letters(request: Request) -> JSONResponse:
-        return await run(request, "dead_letters", lambda h, r, _: h.dead_letters(
-            _number(r, "limit", int, 100)))
+        query = parse_query(request, LimitQuery)
+        if isinstance(query, JSONResponse):
+            return query
+        return await run(request, "dead_letters", lambda h, _r, _a: h.dead_letters(
+            query.limit))
 
     # fixed webhook paths come before /webhooks/{platform}, which would match them too
+    cat, hook = "catalog", "webhooks"
+    stats = "Webhook queue depth per status and platform, intake counters"
     return Starlette(routes=[
-        Route(CATALOG_PREFIX + "/content", create, methods=["POST"]),
-        Route(CATALOG_PREFIX + "/content/{content_id}", content,
-              methods=["GET", "PATCH", "DELETE"]),
-        Route(CATALOG_PREFIX + "/content/{content_id}/availability", availability,
-              methods=["PUT"]),
-        Route("/api/v1/quality/report", quality, methods=["GET"]),
-        Route(WEBHOOK_PREFIX + "/register", register, methods=["POST"]),
-        Route(WEBHOOK_PREFIX + "/metrics", stats, methods=["GET"]),
-        Route(WEBHOOK_PREFIX + "/stats", stats, methods=["GET"]),
-        Route(WEBHOOK_PREFIX + "/process", process, methods=["POST"]),
-        Route(WEBHOOK_PREFIX + "/dead-letters", dead_letters, methods=["GET"]),
-        Route(WEBHOOK_PREFIX + "/{platform}", receive, methods=["POST"]),
+        api_route(CATALOG_PREFIX + "/content", create, Operation(
+            "POST", "Add a catalog item (embedded and indexed)", operation_id="create_content",
+            body=CreateContentRequest, response=ContentResponse, status=201, scope="admin",
+            errors=(409,), tag=cat)),
+        api_route(CATALOG_PREFIX + "/content/{content_id}", content, Operation(
+            "GET", "One catalog item", operation_id="get_content", response=ContentResponse,
+            scope="admin", errors=(404,), tag=cat), Operation(
+            "PATCH", "Change an item (re-embedded)", operation_id="update_content",
+            body=PatchContentRequest, response=ContentResponse, scope="admin",
+            errors=(404,), tag=cat), Operation(
+            "DELETE", "Remove an item", operation_id="delete_content",
+            response=DeleteResponse, scope="admin", errors=(404,), tag=cat)),
+        api_route(CATALOG_PREFIX + "/content/{content_id}/availability", availability,
+                  Operation("PUT", "Replace an item's availability on one platform",
+                            operation_id="put_availability", body=AvailabilityRequest,
+                            response=ContentResponse, scope="admin", errors=(404,), tag=cat)),
+        api_route("/api/v1/quality/report", quality, Operation(
+            "GET", "Items below a quality threshold, worst first", operation_id="quality_report",
+            query=QualityQuery, response=QualityReport, scope="read", tag=cat)),
+        api_route(WEBHOOK_PREFIX + "/register", register, Operation(
+            "POST", "Register a platform's webhook secret", operation_id="register_webhook",
+            body=RegisterWebhookRequest, response=Registration, scope="admin", tag=hook)),
+        api_route(WEBHOOK_PREFIX + "/metrics", stats_route, Operation(
+            "GET", stats, operation_id="webhook_metrics", scope="admin", tag=hook)),
+        api_route(WEBHOOK_PREFIX + "/stats", stats_route, Operation(
+            "GET", stats, operation_id="webhook_stats", scope="admin", tag=hook)),
+        api_route(WEBHOOK_PREFIX + "/process", process, Operation(
+            "POST", "Drain due events through the ingest pipeline",
+            operation_id="process_webhooks", query=LimitQuery, scope="admin", errors=(503,),
+            tag=hook)),
+        api_route(WEBHOOK_PREFIX + "/dead-letters", dead_letters, Operation(
+            "GET", "Dead-lettered events, newest first", operation_id="dead_letters",
+            query=LimitQuery, response=DeadLetters, scope="admin", tag=hook)),
+        api_route(WEBHOOK_PREFIX + "/{platform}", receive, Operation(
+            "POST", "Receive a platform event (HMAC-signed body), queued for processing",
+            operation_id="receive_webhook", body=WebhookEvent, response=Receipt, status=202,
+            security="signature", errors=(404, 503), tag=hook)),
     ])
 
 

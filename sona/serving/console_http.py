@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
-from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sona.serving.asgi import parse_query
 from sona.serving.errors import ApiError
 from sona.serving.process import REPO_ROOT
+from sona.serving.routing import Operation, api_mount, api_route
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -46,6 +48,14 @@ RESULTS_DIR = REPO_ROOT / "experiments" / "results"
 PREFIX = "/console"
 MAX_ITEMS = 200  # ids per /console/api/items request
 N_VIEWERS = 50  # viewers offered by the picker
+
+
+class ItemsQuery(BaseModel):
+    """``?ids=`` of ``/console/api/items``: 1 to :data:`MAX_ITEMS` comma-separated ids."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: str = Field(pattern=rf"^[^,\s]+(,[^,\s]+){{0,{MAX_ITEMS - 1}}}$",
+                     description=f"1 to {MAX_ITEMS} comma-separated item ids, no blanks")
 
 
 def read_leaderboards(results_dir: Path) -> list[dict[str, Any]]:
@@ -163,15 +173,30 @@ def console_routes(get_app: Callable[[], SonaApp], *,
         return await run("console_model", model_summary)
 
     async def items(request: Request) -> JSONResponse:
-        raw = request.query_params.get("ids", "")
-        return await run("console_items", lambda app: item_details(app, raw))
+        query = parse_query(request, ItemsQuery)
+        if isinstance(query, JSONResponse):
+            return query
+        return await run("console_items", lambda app: item_details(app, query.ids))
 
+    tag = "console"
     return Starlette(routes=[
-        Route("/", page, methods=["GET"]),
-        Route(PREFIX + "/api/leaderboards", leaderboards, methods=["GET"]),
-        Route(PREFIX + "/api/model", model, methods=["GET"]),
-        Route(PREFIX + "/api/items", items, methods=["GET"]),
-        Mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="console-static"),
+        api_route("/", page, Operation("GET", "The SONA console (HTML page)",
+                                       operation_id="console_page",
+                                       media_types=("text/html",), tag=tag)),
+        api_route(PREFIX + "/api/leaderboards", leaderboards, Operation(
+            "GET", "Leaderboards and sweeps from experiments/results",
+            operation_id="console_leaderboards", tag=tag)),
+        api_route(PREFIX + "/api/model", model, Operation(
+            "GET", "The served bundle and viewers for the picker", operation_id="console_model",
+            errors=(503,), tag=tag)),
+        api_route(PREFIX + "/api/items", items, Operation(
+            "GET", "Titles, years, genres and platforms of items", operation_id="console_items",
+            query=ItemsQuery, errors=(503,), tag=tag)),
+        api_mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), Operation(
+            "GET", "The console's script and style sheet", operation_id="console_static",
+            media_types=("text/css", "text/javascript", "application/javascript"),
+            errors=(404,), error_media_types=("application/json", "text/plain"), tag=tag),
+            name="console-static"),
     ])
 
 

@@ -98,7 +98,9 @@ class UpdateExperimentRequest(_Request):
 class StatusRequest(_Request):
     """``PUT /api/v1/experiments/{id}/status``; checked by the handler (SPEC error body)."""
 
-    status: str = Field(max_length=32)
+    # the schema lists the statuses; any other string still reaches the handler, which
+    # answers the SPEC body (400 "Invalid status" with valid_statuses)
+    status: str = Field(max_length=32, json_schema_extra={"enum": list(STATUSES)})
 
 
 class EventIn(_Request):

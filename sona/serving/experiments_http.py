@@ -17,19 +17,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from sona.serving.asgi import parse_body
-from sona.serving.experiments_api import StatusRequest, UpdateExperimentRequest
+from sona.ab.records import Status
+from sona.serving.asgi import parse_body, parse_query
+from sona.serving.experiments_api import MetricName, StatusRequest, UpdateExperimentRequest
+from sona.serving.routing import Operation, api_route
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
 
 PREFIX = "/api/v1/experiments"
+_TAG = "experiments"
+
+
+class ListQuery(BaseModel):
+    """``?status=`` of ``GET /api/v1/experiments``."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = Field(None, description="only experiments in this status")
+
+
+class ReportQuery(BaseModel):
+    """``?metric=`` of the report (default: the experiment's primary metric)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: MetricName | None = None
 
 
 def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
@@ -44,9 +61,11 @@ def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         return JSONResponse(body, status_code=status)
 
     async def listing(request: Request) -> JSONResponse:
-        status = request.query_params.get("status")
+        query = parse_query(request, ListQuery)
+        if isinstance(query, JSONResponse):
+            return query
         return await run(request, "experiments_list", "admin",
-                         lambda app: app.experiments.list_experiments(status))
+                         lambda app: app.experiments.list_experiments(query.status))
 
     async def one(request: Request) -> JSONResponse:
         key = request.path_params["experiment_id"]
@@ -77,16 +96,33 @@ def experiment_routes(get_app: Callable[[], SonaApp]) -> Starlette:
 
     async def report(request: Request) -> JSONResponse:
         key = request.path_params["experiment_id"]
-        metric = request.query_params.get("metric")
+        query = parse_query(request, ReportQuery)
+        if isinstance(query, JSONResponse):
+            return query
         return await run(request, "experiments_report", "read",
-                         lambda app: app.experiments.report(key, metric))
+                         lambda app: app.experiments.report(key, query.metric))
 
     return Starlette(routes=[
-        Route(PREFIX, listing, methods=["GET"]),
-        Route(PREFIX + "/{experiment_id}", one, methods=["GET", "PATCH", "DELETE"]),
-        Route(PREFIX + "/{experiment_id}/status", status, methods=["PUT"]),
-        Route(PREFIX + "/{experiment_id}/metrics", metrics, methods=["GET"]),
-        Route(PREFIX + "/{experiment_id}/report", report, methods=["GET"]),
+        api_route(PREFIX, listing, Operation(
+            "GET", "List experiments with their variants", operation_id="experiments_list",
+            query=ListQuery, scope="admin", tag=_TAG)),
+        api_route(PREFIX + "/{experiment_id}", one, Operation(
+            "GET", "One experiment with its variants", operation_id="experiments_get",
+            scope="admin", errors=(404,), tag=_TAG), Operation(
+            "PATCH", "Change a draft (description at any time)",
+            operation_id="experiments_update", body=UpdateExperimentRequest, scope="admin",
+            errors=(404, 409), tag=_TAG), Operation(
+            "DELETE", "Delete a draft", operation_id="experiments_delete", scope="admin",
+            errors=(404, 409), tag=_TAG)),
+        api_route(PREFIX + "/{experiment_id}/status", status, Operation(
+            "PUT", "Start, pause or complete an experiment", operation_id="experiments_status",
+            body=StatusRequest, scope="admin", errors=(404, 409), tag=_TAG)),
+        api_route(PREFIX + "/{experiment_id}/metrics", metrics, Operation(
+            "GET", "Per-variant exposures, users and metric counts",
+            operation_id="experiments_metrics", scope="read", errors=(404,), tag=_TAG)),
+        api_route(PREFIX + "/{experiment_id}/report", report, Operation(
+            "GET", "The full analysis of one metric", operation_id="experiments_report",
+            query=ReportQuery, scope="read", errors=(404,), tag=_TAG)),
     ])
 
 

@@ -358,6 +358,11 @@ SYSTEM_OPERATIONS: tuple[Declared, ...] = (
                                    tag="probes")),
     Declared("/schema.json", Operation("GET", "BentoML's own description of the service APIs",
                                        operation_id="bentoml_schema", tag="probes")),
+    Declared(f"/static_content/{{{FILE_PARAM}}}", Operation(
+        "GET", "BentoML's bundled UI files (scripts, styles, icons)",
+        operation_id="bentoml_static", errors=(404,),
+        media_types=("text/css", "text/javascript", "application/javascript", "image/png"),
+        error_media_types=("application/json", "text/plain"), tag="probes")),
 )
 
 

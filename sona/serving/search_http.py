@@ -36,22 +36,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from sona.db import sqlite_url
 from sona.embeddings import EncoderConfig, TextEncoder, TfidfEncoder
-from sona.search.analytics import DB_NAME, SearchAnalytics
+from sona.search.analytics import DB_NAME, PERIODS, SearchAnalytics
 from sona.search.engine import SearchConfig, SearchEngine, load_engine, save_engine
 from sona.search.faiss_index import FaissIndexConfig
 from sona.search.ranking_store import RankingStore
-from sona.serving.asgi import parse_body
+from sona.serving.asgi import parse_body, parse_query
 from sona.serving.errors import ApiError
 from sona.serving.process import REPO_ROOT
-from sona.serving.search_api import RankingVariantModel, RankingWeights, SearchHandler
+from sona.serving.routing import Operation, api_route
+from sona.serving.search_api import (
+    AutocompleteResponse,
+    RankingVariantModel,
+    RankingWeights,
+    SearchHandler,
+)
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -240,15 +246,27 @@ def build_search_service(config: SearchServingConfig, database: str, *,
     return service
 
 
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "validation_error", f"{name}: expected an integer, got {raw!r}",
-                       fields=[name]) from None
+class AutocompleteQuery(BaseModel):
+    """``?q=&limit=`` of autocomplete."""
+
+    model_config = ConfigDict(extra="forbid")
+    q: str = Field(min_length=1, max_length=200, pattern=r"\S", description="typed prefix")
+    limit: int = Field(10, ge=1, le=50, description="most suggestions")
+
+
+class AnalyticsQuery(BaseModel):
+    """``?period=&limit=`` of the analytics report."""
+
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field("24h", json_schema_extra={"enum": list(PERIODS)},
+                        description="window: one of " + ", ".join(PERIODS))
+    limit: int = Field(10, ge=1, le=1000, description="most queries per top list")
+
+
+class VersionPath(BaseModel):
+    """``{version}`` of the ranking history route."""
+
+    version: int = Field(ge=1, description="a stored ranking version")
 
 
 def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
@@ -263,14 +281,18 @@ def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         return JSONResponse(body, status_code=status)
 
     async def autocomplete(request: Request) -> JSONResponse:
-        q = request.query_params.get("q", "")
+        query = parse_query(request, AutocompleteQuery)
+        if isinstance(query, JSONResponse):
+            return query
         return await run(request, "search_autocomplete", None, lambda app: app.search.handler
-                         .autocomplete(q, _int(request, "limit", 10)))
+                         .autocomplete(query.q, query.limit))
 
     async def analytics(request: Request) -> JSONResponse:
-        period = request.query_params.get("period", "24h")
+        query = parse_query(request, AnalyticsQuery)
+        if isinstance(query, JSONResponse):
+            return query
         return await run(request, "search_analytics", "read", lambda app: app.search.store
-                         .analytics_report(period, _int(request, "limit", 10)))
+                         .analytics_report(query.period, query.limit))
 
     async def ranking(request: Request) -> JSONResponse:
         if request.method == "GET":
@@ -305,13 +327,34 @@ def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         return await run(request, "search_ranking_history", "read",
                          lambda app: app.search.store.ranking_history(_version(raw)))
 
+    tag = "search"
     return Starlette(routes=[
-        Route(SEARCH_PREFIX + "/autocomplete", autocomplete, methods=["GET"]),
-        Route("/api/v1/analytics", analytics, methods=["GET"]),
-        Route(RANKING_PREFIX, ranking, methods=["GET", "PUT"]),
-        Route(RANKING_PREFIX + "/variants", variants, methods=["GET"]),
-        Route(RANKING_PREFIX + "/variants/{name}", variant, methods=["GET", "PUT", "DELETE"]),
-        Route(RANKING_PREFIX + "/history/{version}", history, methods=["GET"]),
+        api_route(SEARCH_PREFIX + "/autocomplete", autocomplete, Operation(
+            "GET", "Title, person, genre and platform suggestions for a prefix",
+            operation_id="search_autocomplete", query=AutocompleteQuery,
+            response=AutocompleteResponse, errors=(503,), tag=tag)),
+        api_route("/api/v1/analytics", analytics, Operation(
+            "GET", "Search analytics over a period", operation_id="search_analytics",
+            query=AnalyticsQuery, scope="read", tag=tag)),
+        api_route(RANKING_PREFIX, ranking, Operation(
+            "GET", "Current ranking version and weights", operation_id="search_ranking_get",
+            scope="read", tag=tag), Operation(
+            "PUT", "Store new ranking weights as the next version",
+            operation_id="search_ranking_put", body=RankingWeights, scope="admin", tag=tag)),
+        api_route(RANKING_PREFIX + "/variants", variants, Operation(
+            "GET", "Named ranking variants", operation_id="search_ranking_variants",
+            scope="read", tag=tag)),
+        api_route(RANKING_PREFIX + "/variants/{name}", variant, Operation(
+            "GET", "One ranking variant", operation_id="search_ranking_variant_get",
+            scope="read", errors=(404,), tag=tag), Operation(
+            "PUT", "Create or replace a ranking variant",
+            operation_id="search_ranking_variant_put", body=RankingVariantModel,
+            scope="admin", tag=tag), Operation(
+            "DELETE", "Delete a ranking variant", operation_id="search_ranking_variant_delete",
+            scope="admin", errors=(404,), tag=tag)),
+        api_route(RANKING_PREFIX + "/history/{version}", history, Operation(
+            "GET", "A stored ranking version", operation_id="search_ranking_history",
+            path=VersionPath, scope="read", errors=(404,), tag=tag)),
     ])
 
 

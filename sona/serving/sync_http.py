@@ -32,13 +32,14 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sona.profile import ViewingEvent
-from sona.serving.asgi import parse_body, validation_body
+from sona.serving.asgi import parse_body, parse_query, validation_body
 from sona.serving.auth import api_key_from_headers, require_scope
 from sona.serving.errors import ApiError
+from sona.serving.routing import Operation, api_route
 from sona.serving.schemas import ProfileUpdateRequest, ViewingEventIn
 from sona.sync.schemas import PullRequest, PushRequest, RegisterDeviceRequest, UserId
 from sona.sync.service import SyncError
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/sync"
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 
 class UserQuery(BaseModel):
@@ -74,13 +74,6 @@ def sync_call(call: Callable[[], T]) -> T:
         return call()
     except SyncError as exc:
         raise ApiError(exc.status, exc.code, exc.message, fields=exc.fields) from exc
-
-
-def _query(request: Request, model: type[M]) -> M | JSONResponse:
-    try:
-        return model.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        return JSONResponse(validation_body(exc), status_code=400)
 
 
 def record_signals(app: SonaApp, user_id: str, events: list[ViewingEvent]) -> None:
@@ -120,7 +113,7 @@ def sync_routes(get_app: Callable[[], SonaApp]) -> Starlette:
 
     async def devices(request: Request) -> JSONResponse:
         if request.method == "GET":
-            query = _query(request, UserQuery)
+            query = parse_query(request, UserQuery)
             if isinstance(query, JSONResponse):
                 return query
             return await run(request, "sync_devices_list", "read", lambda app: {
@@ -135,7 +128,7 @@ def sync_routes(get_app: Callable[[], SonaApp]) -> Starlette:
                                           device_type=req.device_type).to_dict())
 
     async def revoke(request: Request) -> JSONResponse:
-        query = _query(request, UserQuery)
+        query = parse_query(request, UserQuery)
         if isinstance(query, JSONResponse):
             return query
         device_id = request.path_params["device_id"]
@@ -152,14 +145,14 @@ def sync_routes(get_app: Callable[[], SonaApp]) -> Starlette:
                          .push(req.user_id, req.device_id, ops).to_dict())
 
     async def pull(request: Request) -> JSONResponse:
-        query = _query(request, PullRequest)
+        query = parse_query(request, PullRequest)
         if isinstance(query, JSONResponse):
             return query
         return await run(request, "sync_pull", "read", lambda app: app.sync.pull(
             query.user_id, query.device_id, query.since, query.limit).to_dict())
 
     async def state(request: Request) -> JSONResponse:
-        query = _query(request, UserQuery)
+        query = parse_query(request, UserQuery)
         if isinstance(query, JSONResponse):
             return query
         return await run(request, "sync_state", "read", lambda app: {
@@ -217,12 +210,26 @@ def sync_routes(get_app: Callable[[], SonaApp]) -> Starlette:
                 with contextlib.suppress(Exception):
                     receiver.cancel()
 
+    tag = "sync"
     return Starlette(routes=[
-        Route(PREFIX + "/devices", devices, methods=["GET", "POST"]),
-        Route(PREFIX + "/devices/{device_id}", revoke, methods=["DELETE"]),
-        Route(PREFIX + "/push", push, methods=["POST"]),
-        Route(PREFIX + "/pull", pull, methods=["GET"]),
-        Route(PREFIX + "/state", state, methods=["GET"]),
+        api_route(PREFIX + "/devices", devices, Operation(
+            "GET", "A viewer's devices", operation_id="sync_devices_list", query=UserQuery,
+            scope="read", tag=tag), Operation(
+            "POST", "Register a device (its id generated when absent)",
+            operation_id="sync_devices_register", body=RegisterDeviceRequest, scope="write",
+            errors=(403, 409), tag=tag)),
+        api_route(PREFIX + "/devices/{device_id}", revoke, Operation(
+            "DELETE", "Revoke a device", operation_id="sync_devices_revoke", query=UserQuery,
+            scope="write", errors=(404,), tag=tag)),
+        api_route(PREFIX + "/push", push, Operation(
+            "POST", "Store a device's operations (acknowledged once durable)",
+            operation_id="sync_push", body=PushRequest, scope="write", errors=(404,), tag=tag)),
+        api_route(PREFIX + "/pull", pull, Operation(
+            "GET", "Operations stored after a cursor", operation_id="sync_pull",
+            query=PullRequest, scope="read", errors=(404,), tag=tag)),
+        api_route(PREFIX + "/state", state, Operation(
+            "GET", "The merged watchlist, progress and settings", operation_id="sync_state",
+            query=UserQuery, scope="read", tag=tag)),
         WebSocketRoute(PREFIX + "/ws", channel),
     ])
 
