@@ -264,6 +264,23 @@ def write_parquet(path: PathLike, frame: pd.DataFrame) -> None:
     frame.to_parquet(path, index=False)
 
 
+def write_table(path: PathLike, frame: pd.DataFrame) -> None:
+    """Write ``frame`` in the format :func:`read_table` reads back, chosen by suffix.
+
+    ``.parquet``/``.pq`` as Parquet, ``.tsv``/``.tab`` tab-separated, anything else CSV; the
+    file is written next to its final name and renamed, so a reader never sees half a file.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    if p.suffix.lower() in {".parquet", ".pq"}:
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, sep="\t" if p.suffix.lower() in {".tsv", ".tab"} else ",",
+                     index=False)
+    os.replace(tmp, p)
+
+
 @contextlib.contextmanager
 def file_lock(path: PathLike) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (created if needed) for the block.

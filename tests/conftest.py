@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sona.data.sources import MovieLens, load_ml100k
+from sona.testing.postgres import PostgresServer, PostgresUnavailable, postgres_server
 
 ML100K_DIR = Path(__file__).resolve().parent.parent / "datasets" / "ml-100k"
 
@@ -18,6 +20,17 @@ def ml100k() -> MovieLens:
     if not (ML100K_DIR / "ml-100k.inter").exists():
         pytest.skip(f"MovieLens 100K not fetched into {ML100K_DIR}; run `sona data fetch`")
     return load_ml100k(ML100K_DIR)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session (``sona.testing.postgres``); skips
+    with the reason when none can start (a failure in CI, see below)."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -37,6 +37,7 @@ def _register() -> None:
         bench_search,
         bench_serving,
         data,
+        events,
         ingest,
         mcp,
         search,
