@@ -29,7 +29,7 @@ from sona.serving.experiments_api import (
 )
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
-from sona.serving.routing import declare, openapi_document, service_operations
+from sona.serving.routing import declare, service_document
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     BatchRecommendationResponse,
@@ -78,12 +78,7 @@ _document: list[bytes] = []  # the OpenAPI document, generated on its first requ
 def _openapi() -> bytes:
     """The service's OpenAPI 3.1 document (``sona.serving.routing``), built once."""
     if not _document:
-        from sona import __version__
-
-        _document.append(to_json(openapi_document(
-            service_operations(Sona), version=__version__,
-            description="SONA personalisation, search, catalog, sync and A/B endpoints "
-                        "(generated from the route declarations; sona.serving.routing).")))
+        _document.append(to_json(service_document(Sona)))
     return _document[0]
 
 

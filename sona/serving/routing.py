@@ -342,6 +342,17 @@ def openapi_document(operations: Sequence[Declared], *, title: str = "SONA API",
     }
 
 
+def service_document(service: Any) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a BentoML service class (what ``/openapi.json`` serves)."""
+    from sona import __version__
+
+    return openapi_document(
+        service_operations(service), version=__version__,
+        description="SONA personalisation, search, catalog, sync and A/B endpoints, generated "
+                    "from the route declarations (sona.serving.routing). Errors are "
+                    "`ErrorBody` JSON; mutating routes need an API key.")
+
+
 #: BentoML's own routes on every service (``bentoml`` adds them; SONA declares them here)
 SYSTEM_OPERATIONS: tuple[Declared, ...] = (
     Declared("/livez", Operation("GET", "BentoML liveness probe (empty text body)",
@@ -369,5 +380,5 @@ SYSTEM_OPERATIONS: tuple[Declared, ...] = (
 __all__ = [
     "COMMON_ERRORS", "ERROR_DESCRIPTIONS", "SYSTEM_OPERATIONS", "AnyObject", "Declared",
     "ErrorBody", "Operation", "api_mount", "api_route", "declare", "declared_routes",
-    "openapi_document", "service_operations",
+    "openapi_document", "service_document", "service_operations",
 ]
