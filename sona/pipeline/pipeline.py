@@ -37,7 +37,15 @@ from sona.models.generators import GeneratorSet, GeneratorSpec
 from sona.models.side import ItemSideData, resolve_side_data
 from sona.pipeline.features import ContentConfig, ItemFeatures, content_vectors
 from sona.pipeline.graphs import GraphSession, OnnxConfig, graph_bytes
-from sona.pipeline.ranking import Blend, blend, cold_start, pad_rows, rank_pool, watched_matrix
+from sona.pipeline.ranking import (
+    Blend,
+    allowed_mask,
+    blend,
+    cold_start,
+    pad_rows,
+    rank_pool,
+    watched_matrix,
+)
 from sona.pipeline.sources import SOURCES, ContentSource, Graph, ModelSource
 from sona.pipeline.state import UserState, preference
 from sona.profile import ViewingEvent
@@ -569,16 +577,12 @@ class Pipeline(Recommender[PipelineConfig]):
                                                                      k)), 2))
             contrib[rows] = np.where(valid[:, None, :], norm * mixed.weights[:, :, None], 0.0)
             lora[rows] = np.where(valid, np.take_along_axis(mixed.lora, safe, 1), 0.0)
+        # cold lists pick among the same allowed items (a filter still fills k slots)
+        allowed = allowed_mask(n_items, candidates, exclude_items)
         for i in (i for i in range(n) if cold[i]):
             picked, conf, strategy[i], based_on[i] = cold_start(
                 states[i], self.features_.popularity, self.features_.genres, k,
-                exclude_watched=exclude_watched)
-            if candidates is not None:
-                keep = np.isin(picked, candidates)
-                picked, conf = picked[keep], conf[keep]
-            if exclude_items is not None:
-                keep = ~np.isin(picked, exclude_items)
-                picked, conf = picked[keep], conf[keep]
+                exclude_watched=exclude_watched, allowed=allowed)
             # list scores: popularity share, as _score_users ranks cold users (score() agrees
             # with recommend); relevance: the SPEC's cold-start confidence for the API
             row_idx, row_sc = pad_rows([picked], [self.popularity_share()[picked]], k)

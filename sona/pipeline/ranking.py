@@ -15,6 +15,11 @@ offline and in the service. SPEC §2.7, with the weights and MMR λ chosen on va
 
 Cold start (SPEC §2.8): users with at most ``cold_start_max_events`` watches get the most
 popular items in their signup genres, else the most popular items overall.
+
+Candidates and excluded items (e.g. a request's platform/availability filter,
+:func:`allowed_mask`) restrict every list *before* it is cut to ``k``: top-k and MMR rank
+among the allowed items only, and cold start picks among them, so a filtered list is still
+``k`` long whenever ``k`` allowed items remain.
 """
 
 from __future__ import annotations
@@ -110,18 +115,33 @@ def rank_pool(scores: NDArray[np.float64], k: int, *, pool: int,
     return mmr(idx, top, vectors, k, lambda_=mmr_lambda)
 
 
+def allowed_mask(n_items: int, candidates: IndexArray | None,
+                 exclude_items: IndexArray | None) -> NDArray[np.bool_] | None:
+    """``(n_items,)`` mask of the items a list may hold (None: every item)."""
+    if candidates is None and exclude_items is None:
+        return None
+    mask = np.ones(n_items, bool)
+    if candidates is not None:
+        mask[:] = False
+        mask[np.asarray(candidates, np.int64)] = True
+    if exclude_items is not None:
+        mask[np.asarray(exclude_items, np.int64)] = False
+    return mask
+
+
 def cold_start(state: UserState, popularity: NDArray[np.floating], genres: NDArray[np.bool_],
-               k: int, *, exclude_watched: bool) -> tuple[IndexArray, NDArray[np.float64], str,
-                                                         str]:
+               k: int, *, exclude_watched: bool, allowed: NDArray[np.bool_] | None = None
+               ) -> tuple[IndexArray, NDArray[np.float64], str, str]:
     """SPEC §2.8 list: ``(item_idx, confidence, strategy, based_on)``.
 
     Signup genres known to the catalog: the most popular items having any of them,
     confidence ``0.8 - 0.02·i``; otherwise global trending (popularity), ``0.6 - 0.01·i``.
-    Ties in popularity keep the lower item index first (deterministic).
+    Ties in popularity keep the lower item index first (deterministic). ``allowed``
+    (:func:`allowed_mask`) restricts the picks before the list is cut to ``k``.
     """
     wanted = map_genres(state.signup_genres)
     cols = [GENRES.index(g) for g in wanted]
-    eligible = np.ones(len(popularity), bool)
+    eligible = np.ones(len(popularity), bool) if allowed is None else allowed.copy()
     if exclude_watched and len(state.watched):
         eligible[state.watched] = False
     if cols:
@@ -153,4 +173,6 @@ def pad_rows(rows: Sequence[IndexArray], scores: Sequence[NDArray[np.floating]],
     return idx, out
 
 
-__all__ = ["Blend", "blend", "cold_start", "pad_rows", "rank_pool", "watched_matrix"]
+__all__ = [
+    "Blend", "allowed_mask", "blend", "cold_start", "pad_rows", "rank_pool", "watched_matrix",
+]

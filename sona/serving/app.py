@@ -4,8 +4,12 @@
 file), the :class:`ModelStore` (champion from the MLflow registry, polled, or a pinned
 version) and the handlers. :meth:`SonaApp.dispatch` is the one place where handler
 outcomes become HTTP statuses: :class:`ApiError` keeps its status, unknown ids are 404,
-other SONA/validation errors are 400, anything else is a logged 500. A new endpoint in
-``serving/service.py`` is therefore one method calling ``dispatch`` with its handler.
+other SONA/validation errors are 400, a database outage is 503 (``Retry-After`` added by
+:class:`~sona.serving.resilience.RetryAfter`), anything else is a logged 500. A new
+endpoint in ``serving/service.py`` is therefore one method calling ``dispatch`` with its
+handler. ``dispatch`` also opens the request's OpenTelemetry span (:mod:`sona.tracing`; a
+no-op unless ``tracing_export`` names an exporter) and counts requests in flight, which
+:meth:`SonaApp.close` lets finish before it closes the stores.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, overload
 import torch
 from pydantic import BaseModel
 
-from sona import __version__
+from sona import __version__, tracing
 from sona import config as sona_config
 from sona.db import sqlite_url
 from sona.errors import ConfigError, SonaError, UnknownIdError
@@ -38,12 +42,15 @@ from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
+from sona.serving.readiness import Check, database_check, run_checks
 from sona.serving.recs_api import RecsConfig, RecsHandler
+from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_database_outage
 from sona.serving.schemas import ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
 from sona.serving.sync_http import record_signals
 from sona.sync import SyncConfig, SyncService, SyncStore
+from sona.tracing import TracingConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,12 @@ class ServingConfig:
     access_log: bool = True
     # BentoML's per-request OpenTelemetry spans (off: its default sample rate exports none)
     tracing: bool = False
+    # SONA's own spans (request, pipeline and search stages): exporter none/console/otlp;
+    # any exporter also turns BentoML's HTTP middleware on, so an incoming traceparent is
+    # honoured and SONA's request span nests under BentoML's
+    tracing_export: TracingConfig = field(default_factory=TracingConfig)
+    # circuit breakers, per-stage timeouts, /ready timeout, Retry-After, shutdown drain
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     # hybrid ranking knobs
     recs: RecsConfig = field(default_factory=RecsConfig)
     # profile / adapter behaviour
@@ -191,6 +204,19 @@ class SonaApp:
         torch.set_num_threads(config.torch_threads)
         url = sqlite_url(config.database)
         self.metrics = serving_metrics()
+        self._traces = config.tracing_export.exporter != "none"
+        if self._traces:
+            tracing.configure(config.tracing_export)
+        # requests in dispatch now; close() waits for them (graceful shutdown)
+        self._inflight = 0
+        self._closing = False
+        self._drained = threading.Condition()
+        res = config.resilience
+        opened = self.metrics.breaker_opened
+        self.model_breaker = CircuitBreaker("model", res.model_breaker,
+                                            on_open=lambda n: opened.labels(n).inc())
+        self.encoder_breaker = CircuitBreaker("search_encoder", res.encoder_breaker,
+                                              on_open=lambda n: opened.labels(n).inc())
         self.keys = KeyStore(url)
         self.audit = AuditLog(url)
         resolver = None if config.version is not None else registry_resolver(
@@ -199,7 +225,8 @@ class SonaApp:
                                 onnx_threads=config.onnx_threads, on_swap=self._on_swap)
         self.personalization = Personalization(ProfileStore(url), SqlAdapterStore(url),
                                                self.metrics, config.personalization)
-        self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs)
+        self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs,
+                                breaker=self.model_breaker, timeout_s=res.model_timeout_s)
         self.experiments = ExperimentsHandler.for_app(self)
         # vector upserts/removals from catalog writes and webhook events go to each listener
         self.index_listeners: list[IndexUpdater] = []
@@ -209,7 +236,8 @@ class SonaApp:
             config.search, config.database, user_vectors=lambda engine: SearchUserVectors(
                 engine, self.store, self.personalization,
                 self.personalization.profiles,
-                max_events=config.personalization.max_profile_events))
+                max_events=config.personalization.max_profile_events),
+            encoder_breaker=self.encoder_breaker, encoder_timeout_s=res.encoder_timeout_s)
         self.sync = SyncService(
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),
@@ -276,8 +304,33 @@ class SonaApp:
         """Run ``handler`` (after an API-key check when ``scope`` is given).
 
         Returns:
-            ``(HTTP status, JSON body)``.
+            ``(HTTP status, JSON body)``; 503 ``shutting_down`` once :meth:`close` began.
         """
+        with self._drained:
+            closing = self._closing
+            if not closing:
+                self._inflight += 1
+        if closing:
+            status, body = 503, {"error": "shutting_down",
+                                 "message": "the server is shutting down; retry shortly"}
+        else:
+            try:
+                with tracing.span("sona.request") as span:
+                    status, body = self._handle(endpoint, handler, headers, scope)
+                    if span.is_recording():
+                        span.set_attribute("sona.endpoint", endpoint)
+                        span.set_attribute("http.response.status_code", status)
+            finally:
+                with self._drained:
+                    self._inflight -= 1
+                    if self._inflight == 0:
+                        self._drained.notify_all()
+        self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        return status, body
+
+    def _handle(self, endpoint: str, handler: Callable[[], BaseModel | Mapping[str, Any]],
+                headers: Mapping[str, str] | None,
+                scope: str | None) -> tuple[int, dict[str, Any]]:
         start = time.perf_counter()
         try:
             if scope is not None:
@@ -292,11 +345,16 @@ class SonaApp:
             status, body = 404, {"error": "not_found", "message": str(exc)}
         except (SonaError, ValueError) as exc:
             status, body = 400, {"error": "bad_request", "message": str(exc)}
-        except Exception:  # a bug: log it, never leak internals
-            log.exception("unhandled error in %s", endpoint)
+        except Exception as exc:
+            if is_database_outage(exc):  # not a bug: the client should come back later
+                log.warning("database unavailable in %s: %s", endpoint, exc)
+                self.metrics.database_unavailable.labels(endpoint).inc()
+                return 503, {"error": "database_unavailable",
+                             "message": "a database is unavailable; retry later",
+                             "retry_after_s": self.config.resilience.retry_after_s}
+            log.exception("unhandled error in %s", endpoint)  # a bug: never leak internals
             status, body = 500, {"error": "internal_error",
                                  "message": "unexpected server error; see the server log"}
-        self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
         return status, body
 
     # --- admin ------------------------------------------------------------------------------
@@ -314,21 +372,73 @@ class SonaApp:
         return self.recs.health(__version__)
 
     def ready(self) -> tuple[int, dict[str, Any]]:
-        """``GET /ready`` status and body (503 when not ready)."""
-        ok, body = self.recs.ready()
-        warm = self.warmed_up.is_set()
-        body["checks"]["warm_up"] = {"status": "healthy" if warm else "unhealthy"}
-        if not warm:
-            body["status"] = "unhealthy"
-        return (200 if ok and warm else 503), body
+        """``GET /ready``: every component checked within ``resilience.ready_timeout_s``.
+
+        503 when a required component is unhealthy: the model (loaded; its breaker open
+        is ``degraded``: popularity lists are served), start-up warm-up, the serving
+        database (profiles, adapters, keys, audit), the catalog, experiments, sync and
+        search analytics databases, and the search engine. The query encoder is optional:
+        when it fails search answers keyword-only, so it is ``degraded``, never 503.
+        """
+        checks: dict[str, Check] = {
+            "model": self._model_check, "warm_up": self._warm_up_check,
+            "database": database_check(self.personalization.profiles.engine),
+            "catalog_database": database_check(self.catalog.store.engine),
+            "experiments_database": database_check(self.experiments.repo.engine),
+            "sync_database": database_check(self.sync.store.engine),
+            "search_analytics_database": database_check(
+                self.search.store.analytics.engine),
+            "search_engine": self._search_check, "search_encoder": self._encoder_check}
+        return run_checks(checks, required=set(checks) - {"search_encoder"},
+                          timeout_s=self.config.resilience.ready_timeout_s)
+
+    def _model_check(self) -> dict[str, Any]:
+        body: dict[str, Any] = {**self.store.status(), "breaker": self.model_breaker.status()}
+        if not self.store.ready:
+            return {**body, "status": "unhealthy"}
+        return {**body, "status": "healthy" if self.model_breaker.state == "closed"
+                else "degraded"}
+
+    def _warm_up_check(self) -> dict[str, Any]:
+        return {"status": "healthy" if self.warmed_up.is_set() else "unhealthy"}
+
+    def _search_check(self) -> dict[str, Any]:
+        if self.search.error is not None:
+            return {"status": "unhealthy", "error": self.search.error}
+        documents = len(self.search.store.engine)
+        return {"status": "healthy" if documents else "unhealthy", "documents": documents,
+                "source": self.search.source}
+
+    def _encoder_check(self) -> dict[str, Any]:
+        handler = self.search.store
+        breaker = self.encoder_breaker
+        if self.search.error is not None or handler.engine.encoder is None:
+            return {"status": "unhealthy", "error": "no search engine or encoder"}
+        # not loaded yet is healthy: the first query (or the warm-up thread) loads it
+        return {"status": "healthy" if breaker.state == "closed" else "degraded",
+                "loaded": handler.encoder_loaded, "breaker": breaker.status()}
 
     def close(self) -> None:
-        """Stop polling and background training."""
+        """Drain, then stop polling and training, close the stores and flush the spans.
+
+        New requests get 503 ``shutting_down`` at once; requests in flight get up to
+        ``resilience.drain_timeout_s`` to finish (their writes land before the stores
+        close); background LoRA trainings are waited for; buffered spans are exported.
+        """
+        with self._drained:
+            self._closing = True
+            drained = self._drained.wait_for(lambda: self._inflight == 0,
+                                             timeout=self.config.resilience.drain_timeout_s)
+            if not drained:
+                log.warning("closing with %d request(s) still in flight after %g s",
+                            self._inflight, self.config.resilience.drain_timeout_s)
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
         self.catalog.store.close()
         self.search.close()
+        if self._traces:
+            tracing.shutdown()
         self.sync.store.close()
 
 

@@ -3,7 +3,14 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from sona.genres import GENRES
-from sona.pipeline.ranking import blend, cold_start, pad_rows, rank_pool, watched_matrix
+from sona.pipeline.ranking import (
+    allowed_mask,
+    blend,
+    cold_start,
+    pad_rows,
+    rank_pool,
+    watched_matrix,
+)
 from sona.pipeline.state import UserState
 
 
@@ -130,6 +137,20 @@ def test_cold_start_without_usable_genres_is_trending() -> None:
     idx, _, strategy, _ = cold_start(_state([0, 2, 4], genres=("Comedy",)), POPULARITY,
                                      _genres(GENRE_ROWS), 2, exclude_watched=True)
     assert strategy == "cold_start_trending" and idx.tolist() == [1, 3]
+
+
+def test_cold_start_picks_among_allowed_items_and_still_fills_k() -> None:
+    # issue 11: a platform filter used to cut the cold list after picking k, leaving it short
+    allowed = allowed_mask(6, np.array([0, 1, 2, 5]), None)
+    idx, _, strategy, _ = cold_start(_state(genres=("Comedy",)), POPULARITY,
+                                     _genres(GENRE_ROWS), 2, exclude_watched=True,
+                                     allowed=allowed)
+    assert strategy == "cold_start_genres" and idx.tolist() == [0, 2]  # comedy 4 not allowed
+    idx, _, strategy, _ = cold_start(_state(), POPULARITY, _genres(GENRE_ROWS), 3,
+                                     exclude_watched=True, allowed=allowed)
+    assert strategy == "cold_start_trending" and idx.tolist() == [1, 0, 2]
+    assert allowed_mask(6, None, None) is None
+    assert allowed_mask(4, None, np.array([1])).tolist() == [True, False, True, True]
 
 
 def test_rank_pool_without_mmr_is_topk_and_with_mmr_diversifies() -> None:
