@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from sona import tracing
 from sona.data.interactions import Interactions
 from sona.errors import ConfigError
 from sona.lora.adapter import LoRAConfig, init_base_matrix
@@ -504,21 +505,34 @@ class Pipeline(Recommender[PipelineConfig]):
         w = self.weights_ if weights is None else weights
         raw: dict[str, NDArray[np.floating]] = {}
         applies: dict[str, NDArray[np.bool_]] = {}
+        # one span per source and for the blend (no-ops unless tracing is configured)
         for source in self.model_sources():
-            raw[source.name], applies[source.name] = source.scores(states,
-                                                                   self.graph(source.name))
-        content, lora, applies["content_based"], has_lora = self.content_source().scores(
-            states, self.graph("content"))
+            with tracing.span("pipeline.source") as span:
+                if span.is_recording():
+                    span.set_attribute("sona.source", source.name)
+                raw[source.name], applies[source.name] = source.scores(
+                    states, self.graph(source.name))
+        with tracing.span("pipeline.source") as span:
+            if span.is_recording():
+                span.set_attribute("sona.source", "content_based")
+            content, lora, applies["content_based"], has_lora = self.content_source().scores(
+                states, self.graph("content"))
         raw["content_based"] = content
-        raw["context"], applies["context"] = self.context_rows(contexts, len(states))
+        with tracing.span("pipeline.source") as span:
+            if span.is_recording():
+                span.set_attribute("sona.source", "context")
+            raw["context"], applies["context"] = self.context_rows(contexts, len(states))
         n_items = self.features_.n_items
         for s in SOURCES:  # a source the config leaves out (no graph model) never applies
             raw.setdefault(s, np.zeros((len(states), n_items), np.float32))
             applies.setdefault(s, np.zeros(len(states), bool))
-        return blend([raw[s] for s in SOURCES], [applies[s] for s in SOURCES], list(w),
-                     SOURCES, watched_matrix(states, n_items) if watched is None else watched,
-                     lora=lora, has_lora=has_lora,
-                     lora_boost=self.config.lora_boost if lora_boost is None else lora_boost)
+        with tracing.span("pipeline.blend"):
+            return blend([raw[s] for s in SOURCES], [applies[s] for s in SOURCES], list(w),
+                         SOURCES,
+                         watched_matrix(states, n_items) if watched is None else watched,
+                         lora=lora, has_lora=has_lora,
+                         lora_boost=self.config.lora_boost if lora_boost is None
+                         else lora_boost)
 
     def rank(self, states: Sequence[UserState], k: int = 10, *, contexts: Contexts = None,
              exclude_watched: bool = True, candidates: IndexArray | None = None,
@@ -564,9 +578,14 @@ class Pipeline(Recommender[PipelineConfig]):
             mixed = self.blend_states(wstates, ctx, weights, lora_boost, watched=watched)
             exclude = watched if exclude_watched else None
             pool = max(k * self.config.mmr_pool_factor, k) if lam < 1.0 else k
-            top, top_scores = rank_pool(mixed.scores, k, pool=pool, exclude=exclude,
-                                        candidates=candidates, exclude_items=exclude_items,
-                                        vectors=self.features_.vectors, mmr_lambda=lam)
+            with tracing.span("pipeline.mmr") as span:  # top-k of the pool, then MMR
+                if span.is_recording():
+                    span.set_attribute("sona.mmr_lambda", lam)
+                    span.set_attribute("sona.pool", pool)
+                top, top_scores = rank_pool(mixed.scores, k, pool=pool, exclude=exclude,
+                                            candidates=candidates,
+                                            exclude_items=exclude_items,
+                                            vectors=self.features_.vectors, mmr_lambda=lam)
             rows = np.asarray(warm)
             valid = top >= 0
             safe = np.where(valid, top, 0)
@@ -580,9 +599,10 @@ class Pipeline(Recommender[PipelineConfig]):
         # cold lists pick among the same allowed items (a filter still fills k slots)
         allowed = allowed_mask(n_items, candidates, exclude_items)
         for i in (i for i in range(n) if cold[i]):
-            picked, conf, strategy[i], based_on[i] = cold_start(
-                states[i], self.features_.popularity, self.features_.genres, k,
-                exclude_watched=exclude_watched, allowed=allowed)
+            with tracing.span("pipeline.cold_start"):
+                picked, conf, strategy[i], based_on[i] = cold_start(
+                    states[i], self.features_.popularity, self.features_.genres, k,
+                    exclude_watched=exclude_watched, allowed=allowed)
             # list scores: popularity share, as _score_users ranks cold users (score() agrees
             # with recommend); relevance: the SPEC's cold-start confidence for the API
             row_idx, row_sc = pad_rows([picked], [self.popularity_share()[picked]], k)

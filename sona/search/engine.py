@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from sona import io
+from sona import io, tracing
 from sona.config import from_dict, to_dict
 from sona.embeddings import EncoderConfig, TextEncoder, TfidfEncoder
 from sona.errors import NotFittedError
@@ -270,13 +270,18 @@ class SearchEngine:
                                  f"vectors have {self.vectors_.shape[1]}")
         explicit = (filters or SearchFilters()).validated()
         intent = self.config.intent if use_intent is None else use_intent
-        cands: Candidates = self.retriever_.retrieve(
-            text, explicit, mode=mode, use_intent=intent, query_vector=self.query_vector)
-        ranked = score_candidates(self.config, cands, mode=mode, fusion=fusion or
-                                  self.config.fusion, freshness=self.freshness_,
-                                  user_vector=user_vector if boost > 0 else None,
-                                  boost=boost, vectors=self.vectors_, arrays=self.arrays_)
-        facets = self.retriever_.facets(ranked.positions)
+        with tracing.span("search.retrieve") as span:  # no-ops unless tracing is on
+            if span.is_recording():
+                span.set_attribute("sona.search.mode", mode)
+            cands: Candidates = self.retriever_.retrieve(
+                text, explicit, mode=mode, use_intent=intent, query_vector=self.query_vector)
+        with tracing.span("search.rank"):
+            ranked = score_candidates(self.config, cands, mode=mode, fusion=fusion or
+                                      self.config.fusion, freshness=self.freshness_,
+                                      user_vector=user_vector if boost > 0 else None,
+                                      boost=boost, vectors=self.vectors_, arrays=self.arrays_)
+        with tracing.span("search.facets"):
+            facets = self.retriever_.facets(ranked.positions)
         lo = (page - 1) * page_size
         ids = self.ids_
         hits = [SearchHit(item_id=_plain(ids[p]), position=int(p), score=float(s),

@@ -233,7 +233,8 @@ class SonaApp:
         self.catalog = build_catalog_handler(config.catalog, config.database,
                                              on_index_update=self._index_updated)
         self.search = build_search_service(
-            config.search, config.database, user_vectors=lambda engine: SearchUserVectors(
+            config.search, config.database, catalog=self.catalog.store,
+            user_vectors=lambda engine: SearchUserVectors(
                 engine, self.store, self.personalization,
                 self.personalization.profiles,
                 max_events=config.personalization.max_profile_events),
@@ -304,6 +305,7 @@ class SonaApp:
         """Run ``handler`` (after an API-key check when ``scope`` is given).
 
         Returns:
+        start = time.perf_counter()
             ``(HTTP status, JSON body)``; 503 ``shutting_down`` once :meth:`close` began.
         """
         with self._drained:
@@ -331,7 +333,6 @@ class SonaApp:
     def _handle(self, endpoint: str, handler: Callable[[], BaseModel | Mapping[str, Any]],
                 headers: Mapping[str, str] | None,
                 scope: str | None) -> tuple[int, dict[str, Any]]:
-        start = time.perf_counter()
         try:
             if scope is not None:
                 require_scope(api_key_from_headers(headers or {}), scope, self.keys)
@@ -435,11 +436,11 @@ class SonaApp:
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
+        self.sync.store.close()
         self.catalog.store.close()
         self.search.close()
         if self._traces:
             tracing.shutdown()
-        self.sync.store.close()
 
 
 __all__ = ["CONFIG_ENV", "ServingConfig", "SonaApp", "load_serving_config"]

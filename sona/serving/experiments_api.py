@@ -335,7 +335,8 @@ class ExperimentsHandler:
                 raise ApiError(503, "model_unavailable", "this server cannot load other versions")
             store = self.store_for(c.model_version, c.model_alias)
         handler = RecsHandler(store, self.recs.personalization, self.recs.metrics,
-                              self.recs.config, overrides)
+                              self.recs.config, overrides, breaker=self.recs.breaker,
+                              timeout_s=self.recs.timeout_s)
         with self._lock:
             self._handlers.setdefault(variant.id, handler)
             return self._handlers[variant.id]

@@ -19,7 +19,8 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class ServingMetrics:
-    """Request latency per endpoint, latency per candidate source, swaps and trainings."""
+    """Request latency per endpoint, latency per candidate source, swaps, trainings,
+    fallbacks, breaker openings and database outages."""
 
     def __init__(self) -> None:
         self.request_seconds = Histogram(
@@ -34,6 +35,15 @@ class ServingMetrics:
                                       ["trigger", "outcome"])
         self.cold_start = Counter("sona_cold_start_total", "Cold-start responses by strategy",
                                   ["strategy"])
+        # resilience (sona.serving.resilience): fallbacks served and breakers opened
+        self.fallbacks = Counter("sona_fallback_total", "Responses served by a fallback "
+                                 "(stage: model -> popularity, encoder -> keyword only)",
+                                 ["stage"])
+        self.breaker_opened = Counter("sona_circuit_breaker_opened_total",
+                                      "Times a circuit breaker opened", ["breaker"])
+        self.database_unavailable = Counter("sona_database_unavailable_total",
+                                            "Requests answered 503 for a database outage",
+                                            ["endpoint"])
 
     @contextmanager
     def time_source(self, source: str) -> Iterator[None]:

@@ -7,24 +7,32 @@ signup genres; :class:`Personalization`), its context a
 :class:`~sona.ranking.context.Context`, and :meth:`Pipeline.rank` does the rest: sources,
 blend, LoRA boost, exclusions, cold start and MMR, the code ``sona run`` scored. An A/B arm
 may override the weights, λ or LoRA boost (:class:`RankOverrides`); nothing else differs.
+
+When the ranking fails (ONNX Runtime or the pipeline raises, it runs past its stage timeout,
+or its circuit breaker is open; :mod:`sona.serving.resilience`) the users get the pipeline's
+own trending list instead (:func:`~sona.pipeline.ranking.cold_start` without signup genres,
+scored by :meth:`~sona.pipeline.Pipeline.popularity_share`), marked ``strategy: "fallback"``
+and ``recommendation_type: "fallback"``: a real list, never an error or an empty one.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
 
 from sona.pipeline import LABELS, SOURCES, Ranked, UserState
+from sona.pipeline.ranking import cold_start
 from sona.profile import ViewingEvent
 from sona.ranking.context import Context
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel, ModelStore
 from sona.serving.personalization import Personalization
+from sona.serving.resilience import CircuitBreaker
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     BatchRecommendationResponse,
@@ -55,6 +63,9 @@ class RecsConfig:
     # response TTLs in seconds: personalised / trending
     ttl_seconds: int = 3600
     trending_ttl_seconds: int = 1800
+    # TTL of a fallback list (served while the model's ranking fails): short, so clients
+    # come back for a personalised one soon
+    fallback_ttl_seconds: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +108,21 @@ class RecsHandler:
         metrics: latency metrics.
         config: response settings.
         overrides: an A/B arm's ranking overrides.
+        breaker: circuit breaker of the model's ranking (shared by the A/B arms' handlers).
+        timeout_s: stage timeout of one ranking call (None: inline, unbounded).
     """
 
     def __init__(self, store: ModelStore, personalization: Personalization,
                  metrics: ServingMetrics, config: RecsConfig = RecsConfig(),
-                 overrides: RankOverrides | None = None) -> None:
+                 overrides: RankOverrides | None = None, *,
+                 breaker: CircuitBreaker | None = None, timeout_s: float | None = None) -> None:
         self.store = store
         self.personalization = personalization
         self.metrics = metrics
         self.config = config
         self.overrides = overrides or RankOverrides()
+        self.breaker = breaker or CircuitBreaker("model")
+        self.timeout_s = timeout_s
 
     # --- recommendations ------------------------------------------------------------------
 
@@ -131,10 +147,22 @@ class RecsHandler:
         o = self.overrides
         lam = o.mmr_lambda if o.mmr_lambda is not None else (
             None if diversity is None else 1.0 - diversity)
-        with self.metrics.time_source("pipeline"):
-            ranked = model.pipeline.rank(states, limit, contexts=to_context(context),
-                                         exclude_watched=exclude_watched, mmr_lambda=lam,
-                                         weights=o.weight_array(), lora_boost=o.lora_boost)
+        weights = o.weight_array()
+        try:
+            with self.metrics.time_source("pipeline"):
+                ranked = self.breaker.call(
+                    lambda: model.pipeline.rank(
+                        states, limit, contexts=to_context(context),
+                        exclude_watched=exclude_watched, mmr_lambda=lam, weights=weights,
+                        lora_boost=o.lora_boost),
+                    timeout_s=self.timeout_s, client_errors=(ValueError, ApiError))
+        except (ValueError, ApiError):
+            raise
+        except Exception as exc:  # a broken, slow or switched-off model: popularity instead
+            log.warning("model ranking failed (%s: %s); serving the popularity fallback",
+                        type(exc).__name__, exc)
+            self.metrics.fallbacks.labels("model").inc()
+            return [self._fallback(model, s, limit, exclude_watched, now) for s in states]
         out = []
         for row, state in enumerate(states):
             strategy = ranked.strategy[row]
@@ -146,6 +174,23 @@ class RecsHandler:
                 if strategy == "cold_start_trending" else self.config.ttl_seconds,
                 strategy=cast(Any, strategy), model_version=model.version))
         return out
+
+    def _fallback(self, model: LoadedModel, state: UserState, limit: int,
+                  exclude_watched: bool, now: datetime) -> RecommendationResponse:
+        """The pipeline's trending list for ``state`` (its cold-start rule, no genres)."""
+        pipeline = model.pipeline
+        picked, _, _, _ = cold_start(replace(state, signup_genres=()),
+                                     pipeline.features_.popularity, pipeline.features_.genres,
+                                     limit, exclude_watched=exclude_watched)
+        share = pipeline.popularity_share()
+        recs = [Recommendation(content_id=i, confidence_score=float(share[p]),
+                               recommendation_type="fallback", based_on=["popularity"],
+                               explanation="Popular now (personalised ranking unavailable)")
+                for i, p in zip(model.items.ids(picked), picked, strict=True)]
+        return RecommendationResponse(
+            user_id=state.user_id, recommendations=recs, generated_at=now,
+            ttl_seconds=self.config.fallback_ttl_seconds, strategy="fallback",
+            model_version=model.version)
 
     @staticmethod
     def _items(model: LoadedModel, ranked: Ranked, row: int) -> list[Recommendation]:
@@ -264,18 +309,6 @@ class RecsHandler:
         return {"status": "healthy", "service": "sona-personalization-engine",
                 "version": service_version, "model": {"name": status["name"],
                                                       "version": status["version"]}}
-
-    def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness: a model is loaded and the database answers."""
-        checks: dict[str, Any] = {"model": self.store.status()}
-        checks["model"]["status"] = "healthy" if self.store.ready else "unhealthy"
-        try:
-            self.personalization.profiles.event_count("__readiness_probe__")
-            checks["database"] = {"status": "healthy"}
-        except Exception as exc:  # any driver error means not ready
-            checks["database"] = {"status": "unhealthy", "error": str(exc)}
-        ok = all(c["status"] == "healthy" for c in checks.values())
-        return ok, {"status": "healthy" if ok else "unhealthy", "checks": checks}
 
 
 __all__ = ["RankOverrides", "RecsConfig", "RecsHandler", "to_context"]

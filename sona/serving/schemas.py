@@ -14,8 +14,9 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 DeviceType = Literal["tv", "mobile", "desktop", "tablet"]
+# "fallback": the popularity list served while the model's ranking fails (resilience)
 RecommendationType = Literal["collaborative", "content_based", "graph_based", "context_aware",
-                             "hybrid", "cold_start"]
+                             "hybrid", "cold_start", "fallback"]
 
 
 def _id_text(value: Any) -> Any:
@@ -85,7 +86,8 @@ class RecommendationResponse(BaseModel):
     recommendations: list[Recommendation]
     generated_at: datetime
     ttl_seconds: int
-    strategy: Literal["personalized", "cold_start_genres", "cold_start_trending"]
+    # "fallback": the model's ranking failed or timed out; the list is the most popular items
+    strategy: Literal["personalized", "cold_start_genres", "cold_start_trending", "fallback"]
     model_version: str
 
 

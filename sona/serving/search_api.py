@@ -5,6 +5,11 @@ request model and returns a response model, raising :class:`~sona.serving.errors
 with a 4xx status for bad input: empty or too long queries, unknown filter values, unknown
 variants, bad paging (400), unknown search events or ranking versions/variants (404), and 503
 when the engine has not been built. Analytics are logged for every served search.
+
+The query encoder sits behind a circuit breaker with a timeout
+(:mod:`sona.serving.resilience`): when it fails, times out or its breaker is open, a hybrid
+search answers from the keyword index alone and says so with ``"degraded": ["vector"]``;
+the vector-only debug endpoint answers 503 ``encoder_unavailable`` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from sona import tracing
 from sona.errors import NotFittedError, UnknownIdError
 from sona.search.analytics import SearchAnalytics
 from sona.search.engine import SearchEngine, SearchResult
@@ -24,6 +30,8 @@ from sona.search.filters import SearchFilters
 from sona.search.fusion import PERSONALIZATION_BOOSTS, RankingConfig
 from sona.search.ranking_store import RankingStore
 from sona.serving.errors import ApiError
+from sona.serving.metrics import serving_metrics
+from sona.serving.resilience import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,8 @@ class SearchResponse(_Model):
     search_time_ms: float
     facets: dict[str, list[dict[str, Any]]]
     search_event_id: int | None = None
+    # strategies left out because their dependency failed ("vector": the query encoder)
+    degraded: list[Literal["vector"]] = Field(default_factory=list)
 
 
 class SuggestionModel(_Model):
@@ -174,15 +184,23 @@ class SearchHandler:
             engine's weights.
         user_vectors: ``user_id -> SONA preference vector`` (same space as the item vectors)
             or None when the user has no profile; personalisation is skipped then.
+        encoder_breaker: circuit breaker of the query encoder.
+        encoder_timeout_s: seconds one query embedding may take once the encoder has
+            loaded (the first, loading call is not bounded); None: no limit.
     """
 
     def __init__(self, engine: SearchEngine, analytics: SearchAnalytics, *,
-                 ranking: RankingStore | None = None, user_vectors: UserVectors | None = None
-                 ) -> None:
+                 ranking: RankingStore | None = None, user_vectors: UserVectors | None = None,
+                 encoder_breaker: CircuitBreaker | None = None,
+                 encoder_timeout_s: float | None = None) -> None:
         self.engine = engine
         self.analytics = analytics
         self.ranking = ranking or RankingStore(analytics.url, default=engine.config.ranking)
         self.user_vectors = user_vectors
+        self.encoder_breaker = encoder_breaker or CircuitBreaker("search_encoder")
+        self.encoder_timeout_s = encoder_timeout_s
+        # set after the first embedding: the encoder's model has loaded
+        self.encoder_loaded = False
 
     # --- search ----------------------------------------------------------------------
     def _engine_for(self, variant: str | None) -> SearchEngine:
@@ -206,6 +224,19 @@ class SearchHandler:
             return None, "profile vector dimension differs from the catalog embeddings"
         return np.asarray(vec, dtype=np.float32), ""
 
+    def _encoder_failure(self, engine: SearchEngine, text: str) -> str | None:
+        """Embed ``text`` into the engine's query cache under the breaker; None when it
+        worked, else why not."""
+        timeout = self.encoder_timeout_s if self.encoder_loaded else None
+        try:
+            with tracing.span("search.encode"):
+                self.encoder_breaker.call(lambda: engine.query_vector(text), timeout_s=timeout)
+        except Exception as exc:  # any encoder failure: keyword search still answers
+            log.warning("search query encoder unavailable (%s: %s)", type(exc).__name__, exc)
+            return str(exc) or type(exc).__name__
+        self.encoder_loaded = True
+        return None
+
     def _run(self, req: SearchRequest, mode: Literal["hybrid", "keyword", "vector"]
              ) -> SearchResponse:
         if not req.query.strip():
@@ -221,6 +252,15 @@ class SearchHandler:
         filters = to_filters(req.filters)
         user_vec, note = self._user_vector(req.user_id)
         engine = self._engine_for(variant)
+        degraded: list[Literal["vector"]] = []
+        if mode != "keyword" and len(engine):
+            failure = self._encoder_failure(engine, req.query.strip())
+            if failure is not None:
+                if mode == "vector":
+                    raise ApiError(503, "encoder_unavailable",
+                                   f"the search query encoder is unavailable: {failure}")
+                serving_metrics().fallbacks.labels("encoder").inc()
+                mode, degraded = "keyword", ["vector"]
         try:
             result = engine.search(
                 req.query, filters=filters, page=req.page, page_size=req.page_size, mode=mode,
@@ -232,13 +272,15 @@ class SearchHandler:
             raise _bad(str(exc)) from exc
         if note:
             result.parsed["personalization"] = note
-        event_id = self.analytics.log_search(
-            req.query, result_count=result.total_count, latency_ms=result.search_time_ms,
-            user_id=req.user_id, filters=filters.to_dict(), mode=mode, variant=variant,
-            shown_ids=[h.item_id for h in result.hits])
-        return self._response(result, event_id)
+        with tracing.span("search.analytics"):
+            event_id = self.analytics.log_search(
+                req.query, result_count=result.total_count, latency_ms=result.search_time_ms,
+                user_id=req.user_id, filters=filters.to_dict(), mode=mode, variant=variant,
+                shown_ids=[h.item_id for h in result.hits])
+        return self._response(result, event_id, degraded)
 
-    def _response(self, result: SearchResult, event_id: int) -> SearchResponse:
+    def _response(self, result: SearchResult, event_id: int,
+                  degraded: list[Literal["vector"]] | None = None) -> SearchResponse:
         docs = self.engine.documents_
         out = []
         for h in result.hits:
@@ -255,7 +297,8 @@ class SearchHandler:
         return SearchResponse(results=out, total_count=result.total_count, page=result.page,
                               page_size=result.page_size, query_parsed=result.parsed,
                               search_time_ms=round(result.search_time_ms, 3),
-                              facets=result.facets, search_event_id=event_id)
+                              facets=result.facets, search_event_id=event_id,
+                              degraded=degraded or [])
 
     def search(self, req: SearchRequest) -> SearchResponse:
         """``POST /api/v1/search``: the hybrid pipeline."""

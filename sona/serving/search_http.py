@@ -51,6 +51,7 @@ from sona.search.ranking_store import RankingStore
 from sona.serving.asgi import parse_body, parse_query
 from sona.serving.errors import ApiError
 from sona.serving.process import REPO_ROOT
+from sona.serving.resilience import CircuitBreaker
 from sona.serving.routing import Operation, api_route
 from sona.serving.search_api import (
     AutocompleteResponse,
@@ -138,6 +139,7 @@ class SearchService:
             except Exception as exc:  # search still works; the first query loads it instead
                 log.warning("search query encoder warm-up failed: %s", exc)
                 return
+            self._handler.encoder_loaded = True  # its stage timeout applies from now on
             log.info("search query encoder ready in %.1f s", time.perf_counter() - start)
 
         self.warm_up_thread = threading.Thread(target=run, name="search-warm-up", daemon=True)
@@ -219,14 +221,17 @@ def _engine(config: SearchServingConfig, database: str) -> tuple[SearchEngine, s
 
 
 def build_search_service(config: SearchServingConfig, database: str, *,
-                         user_vectors: Callable[[SearchEngine], UserVectors] | None = None
-                         ) -> SearchService:
+                         user_vectors: Callable[[SearchEngine], UserVectors] | None = None,
+                         encoder_breaker: CircuitBreaker | None = None,
+                         encoder_timeout_s: float | None = None) -> SearchService:
     """Load or build the engine and wire the handler (never raises for a missing engine).
 
     Args:
         config: search settings.
         database: the serving database path (defaults go next to it).
         user_vectors: builds the ``user_id -> vector`` lookup for the engine.
+        encoder_breaker, encoder_timeout_s: the query encoder's circuit breaker and timeout
+            (see :class:`~sona.serving.search_api.SearchHandler`).
     """
     url = config.url or sqlite_url(Path(database).resolve().parent / DB_NAME)
     analytics = SearchAnalytics(url)
@@ -239,7 +244,9 @@ def build_search_service(config: SearchServingConfig, database: str, *,
         return SearchService(SearchHandler(unbuilt, analytics, ranking=ranking), error=str(exc))
     ranking = RankingStore(url, default=engine.config.ranking)
     handler = SearchHandler(engine, analytics, ranking=ranking,
-                            user_vectors=user_vectors(engine) if user_vectors else None)
+                            user_vectors=user_vectors(engine) if user_vectors else None,
+                            encoder_breaker=encoder_breaker,
+                            encoder_timeout_s=encoder_timeout_s)
     service = SearchService(handler, source=source)
     if config.warm_up:
         service.warm_up()
