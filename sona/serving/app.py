@@ -233,8 +233,7 @@ class SonaApp:
         self.catalog = build_catalog_handler(config.catalog, config.database,
                                              on_index_update=self._index_updated)
         self.search = build_search_service(
-            config.search, config.database, catalog=self.catalog.store,
-            user_vectors=lambda engine: SearchUserVectors(
+            config.search, config.database, user_vectors=lambda engine: SearchUserVectors(
                 engine, self.store, self.personalization,
                 self.personalization.profiles,
                 max_events=config.personalization.max_profile_events),
@@ -305,9 +304,9 @@ class SonaApp:
         """Run ``handler`` (after an API-key check when ``scope`` is given).
 
         Returns:
-        start = time.perf_counter()
             ``(HTTP status, JSON body)``; 503 ``shutting_down`` once :meth:`close` began.
         """
+        start = time.perf_counter()
         with self._drained:
             closing = self._closing
             if not closing:
@@ -436,9 +435,9 @@ class SonaApp:
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
-        self.sync.store.close()
         self.catalog.store.close()
         self.search.close()
+        self.sync.store.close()
         if self._traces:
             tracing.shutdown()
 
