@@ -169,7 +169,7 @@ class PlaybackStore:
         """Delete sessions that expired or ended before ``before``; returns how many."""
         with Session(self.engine) as sess, sess.begin():
             result = sess.execute(delete(_SessionRow).where(
-                (_SessionRow.expires_at < before) | (_SessionRow.ended_at < before)))
+                (_SessionRow.expires_at <= before) | (_SessionRow.ended_at <= before)))
             return int(getattr(result, "rowcount", 0) or 0)
 
     def put_progress(self, progress: Progress) -> Progress:
