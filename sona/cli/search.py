@@ -20,19 +20,22 @@ app.add_typer(search_app, name="search")
 QUERIES = Path("datasets/search-eval/ml100k-queries.jsonl")
 
 
-def _engine(data: Path, cache_dir: str):  # noqa: ANN202 (typer module: lazy heavy imports)
-    from sona.data.sources import load_ml100k
+def _engine(data: Path, cache_dir: str, db: str):  # noqa: ANN202 (typer: lazy heavy imports)
+    """The engine the service builds: documents from the catalog (seeded from ``data`` when
+    empty), so what is evaluated is what is served."""
+    from sona.catalog import CatalogStore
     from sona.embeddings import EncoderConfig
-    from sona.search.documents import documents_from_catalog
+    from sona.ingest.movielens import catalog_documents
     from sona.search.engine import SearchConfig, SearchEngine
     from sona.search.faiss_index import FaissIndexConfig
 
-    ml = load_ml100k(data)
-    docs = documents_from_catalog(ml.catalog, ml.interactions, kg=ml.kg, links=ml.links)
+    store = CatalogStore(db)
+    docs = catalog_documents(store, data)
+    store.close()
     # 1,682 items: exact (flat) inner product is both fastest and exact at this size
     config = SearchConfig(vector=FaissIndexConfig(kind="flat"),
                           encoder=EncoderConfig(cache_dir=cache_dir))
-    return ml, docs, SearchEngine(config).build(docs)
+    return docs, SearchEngine(config).build(docs)
 
 
 @search_app.command("query")
@@ -47,11 +50,14 @@ def query(
     cache_dir: Annotated[
         str, typer.Option(help="Embedding cache folder.")
     ] = "datasets/cache/embeddings",
+    db: Annotated[
+        str, typer.Option(help="Catalog database URL (seeded from --data when empty).")
+    ] = "sqlite:///datasets/cache/catalog.db",
 ) -> None:
-    """Search ML-100K and print the results, the parsed intent and the facets."""
+    """Search the catalog and print the results, the parsed intent and the facets."""
     from sona.search.filters import SearchFilters
 
-    _, docs, engine = _engine(data, cache_dir)
+    docs, engine = _engine(data, cache_dir, db)
     filters = SearchFilters(genres=tuple(genre or ()), year_min=year_min, year_max=year_max)
     result = engine.search(text, filters=filters, page_size=k, mode=mode)  # type: ignore[arg-type]
     table = Table(title=f"{result.total_count} results for {text!r} ({mode}, "
@@ -83,6 +89,9 @@ def evaluate(
     cache_dir: Annotated[
         str, typer.Option(help="Embedding cache folder.")
     ] = "datasets/cache/embeddings",
+    db: Annotated[
+        str, typer.Option(help="Catalog database URL (seeded from --data when empty).")
+    ] = "sqlite:///datasets/cache/catalog.db",
     out: Annotated[
         Path, typer.Option(help="Where to write the summary JSON.")
     ] = Path("benchmarks/results/search-eval.json"),
@@ -93,11 +102,14 @@ def evaluate(
 
     if split not in ("test", "dev", "all"):
         raise typer.BadParameter("split must be test, dev or all")
-    ml, docs, engine = _engine(data, cache_dir)
+    docs, engine = _engine(data, cache_dir, db)
     if regenerate or not queries.exists():
-        counts = ml.interactions.frame.groupby("item_id").size().to_dict()
+        from sona.data.sources import load_ml100k
+
+        frame = load_ml100k(data).interactions.frame
+        counts = {str(k): v for k, v in frame.groupby("item_id").size().items()}
         ev.write_query_set(queries, ev.build_query_set(docs, counts))
-    qs = ev.read_query_set(queries)
+    qs = ev.read_query_set(queries, int_ids=False)  # catalog ids are strings ("50")
     console = Console()
     report: dict[str, object] = {"queries": str(queries), "split": split}
     if tune:

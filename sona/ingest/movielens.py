@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from sona.data.sources.movielens import MovieLens
 from sona.embeddings import kg_facts
 from sona.genres import movielens_genres
 from sona.ingest.quality import quality_score
-from sona.search.documents import describe, split_movielens_title
+from sona.search.documents import describe, documents_from_items, split_movielens_title
 
 log = logging.getLogger(__name__)
 
@@ -109,4 +110,18 @@ def seed_catalog(store: CatalogStore, items: list[ContentItem]) -> SeedReport:
     return report
 
 
-__all__ = ["FOREIGN_KEY", "ID_TYPE", "RAW_KEY", "SeedReport", "movielens_items", "seed_catalog"]
+def catalog_documents(store: CatalogStore, dataset: str | Path | None = None) -> pd.DataFrame:
+    """Search documents of every catalog item, what search indexes (served and evaluated).
+
+    An empty catalog is first seeded from ``dataset``, the ML-100K folder (None: never).
+    """
+    if dataset is not None and store.count() == 0:
+        from sona.data.sources import load_ml100k
+
+        seed_catalog(store, movielens_items(load_ml100k(dataset)))
+    return documents_from_items(store.iter_items())
+
+
+__all__ = ["FOREIGN_KEY", "ID_TYPE", "RAW_KEY", "SeedReport", "catalog_documents",
+           "movielens_items",
+           "seed_catalog"]

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from sona.catalog.schema import ContentItem, utcnow
+from sona.catalog.schema import ContentItem, is_seed_id, utcnow
 from sona.catalog.store import CatalogStore
 from sona.errors import DataError
 from sona.ingest.evaluation import ResolutionReport, evaluate_resolution, record_links
@@ -177,6 +177,8 @@ class IngestPipeline:
         items = []
         removed = []
         for absorbed, survivor in sorted(batch.merged.items()):  # later evidence joined them
+            if is_seed_id(absorbed):  # a MovieLens item stays: models and qrels name it, and
+                continue  # ML-100K lists a few films twice (both ids keep their ratings)
             gone = self.store.find(absorbed)
             if gone is None:
                 continue

@@ -233,11 +233,14 @@ class SonaApp:
         self.catalog = build_catalog_handler(config.catalog, config.database,
                                              on_index_update=self._index_updated)
         self.search = build_search_service(
-            config.search, config.database, user_vectors=lambda engine: SearchUserVectors(
+            config.search, config.database, catalog=self.catalog.store,
+            user_vectors=lambda engine: SearchUserVectors(
                 engine, self.store, self.personalization,
                 self.personalization.profiles,
                 max_events=config.personalization.max_profile_events),
             encoder_breaker=self.encoder_breaker, encoder_timeout_s=res.encoder_timeout_s)
+        # catalog writes and processed webhooks reach the live search index (issue 11)
+        self.index_listeners.append(self.search.apply)
         self.sync = SyncService(
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),

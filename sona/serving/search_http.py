@@ -3,8 +3,13 @@
 :func:`build_search_service` runs at start-up. It loads the saved engine
 (:func:`~sona.search.engine.load_engine`) from ``search.engine_dir`` (default
 ``search_engine/`` next to the serving database) or, when there is none, builds one from
-the MovieLens catalog in ``search.dataset`` (titles, genres, years, KG facts, rating-based
-popularity and quality) and saves it, logging which happened and how long it took. With
+the catalog store (:mod:`sona.catalog`: the MovieLens seeds, whose ids are the MovieLens
+item ids, plus feed-only and admin-created items) and saves it, logging which happened and
+how long it took. An empty catalog is first seeded from the ML-100K files in
+``search.dataset`` (:mod:`sona.ingest.movielens`, what ``sona ingest run`` does first).
+Catalog writes and processed webhooks reach the live engine through
+:meth:`SearchService.apply` (an ``index_listeners`` entry of the app): the written items
+are re-read from the catalog, embedded and swapped in without a restart. With
 ``encoder: minilm`` the document vectors come from the MiniLM embedding cache (about a
 second for ML-100K); ``encoder: tfidf`` fits TF-IDF/LSA instead (no model load; such an
 engine cannot be saved, so it is rebuilt at every start). The query encoder is warmed up on
@@ -36,15 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sona.catalog.store import CatalogStore
 from sona.db import sqlite_url
 from sona.embeddings import EncoderConfig, TextEncoder, TfidfEncoder
+from sona.ingest.movielens import catalog_documents
+from sona.ingest.pipeline import IndexUpdate
 from sona.search.analytics import DB_NAME, PERIODS, SearchAnalytics
+from sona.search.documents import documents_from_items
 from sona.search.engine import SearchConfig, SearchEngine, load_engine, save_engine
 from sona.search.faiss_index import FaissIndexConfig
 from sona.search.ranking_store import RankingStore
@@ -78,7 +88,7 @@ class SearchServingConfig:
     # serving` runs the worker inside serving/, so the process directory is not a guide.
     # saved engine folder (save_engine layout); None: search_engine/ next to the database
     engine_dir: str | None = None
-    # MovieLens-100K folder the engine is built from when no saved engine exists
+    # MovieLens-100K folder that seeds an empty catalog before the engine is built from it
     dataset: str = "datasets/ml-100k"
     # document/query encoder of a newly built engine: "minilm" (embedding cache) or "tfidf"
     encoder: Literal["minilm", "tfidf"] = "minilm"
@@ -102,11 +112,38 @@ class SearchService:
     """
 
     def __init__(self, handler: SearchHandler, *, error: str | None = None,
-                 source: str = "") -> None:
+                 source: str = "", catalog: CatalogStore | None = None,
+                 user_vectors: Callable[[SearchEngine], UserVectors] | None = None) -> None:
         self._handler = handler
         self.error = error
         self.source = source
+        self.catalog = catalog
+        self._user_vectors = user_vectors
+        self._update_lock = threading.Lock()
         self.warm_up_thread: threading.Thread | None = None
+
+    def apply(self, update: IndexUpdate) -> None:
+        """Follow a catalog change: upserted items are re-read from the catalog (absent
+        ones, deleted since, are dropped) and embedded, removed ones leave the engine.
+
+        The new engine (:meth:`SearchEngine.updated`) replaces the old one in one reference
+        swap, so a search sees either the old or the new catalog, never a mix.
+        """
+        if self.error is not None or self.catalog is None:
+            return
+        with self._update_lock:
+            found = [i for i in (self.catalog.find(c) for c in update.upsert_ids)
+                     if i is not None]
+            gone = [*update.removed_ids, *(set(update.upsert_ids)
+                                           - {i.canonical_id for i in found})]
+            start = time.perf_counter()
+            old = self._handler.engine
+            engine = old.updated(documents_from_items(found) if found else None, gone)
+            if self._user_vectors is not None:
+                self._handler.user_vectors = self._user_vectors(engine)
+            self._handler.engine = engine
+        log.info("search index: %d upserted, %d removed in %.3f s (%d documents)",
+                 len(found), len(gone), time.perf_counter() - start, len(engine))
 
     @property
     def handler(self) -> SearchHandler:
@@ -184,13 +221,9 @@ def engine_dir(config: SearchServingConfig, database: str) -> Path:
     return Path(database).resolve().parent / "search_engine"
 
 
-def build_engine(config: SearchServingConfig) -> SearchEngine:
-    """A new engine over the MovieLens catalog in ``config.dataset`` (see module docstring)."""
-    from sona.data.sources import load_ml100k
-    from sona.search.documents import documents_from_catalog
-
-    ml = load_ml100k(repo_path(config.dataset))
-    docs = documents_from_catalog(ml.catalog, ml.interactions, kg=ml.kg, links=ml.links)
+def build_engine(config: SearchServingConfig, documents: pd.DataFrame) -> SearchEngine:
+    """A new engine over ``documents`` (:func:`catalog_documents`), encoder per ``config``."""
+    docs = documents
     cache = str(repo_path(config.cache_dir)) if config.cache_dir is not None else None
     encoder_config = EncoderConfig(cache_dir=cache, show_progress=False)
     # an ML-100K-sized catalog: exact (flat) inner product is both fastest and exact
@@ -199,7 +232,8 @@ def build_engine(config: SearchServingConfig) -> SearchEngine:
     return SearchEngine(search_config, encoder).build(docs)
 
 
-def _engine(config: SearchServingConfig, database: str) -> tuple[SearchEngine, str]:
+def _engine(config: SearchServingConfig, database: str,
+            catalog: CatalogStore) -> tuple[SearchEngine, str]:
     folder = engine_dir(config, database)
     start = time.perf_counter()
     if not config.rebuild and (folder / "config.yaml").exists():
@@ -207,20 +241,21 @@ def _engine(config: SearchServingConfig, database: str) -> tuple[SearchEngine, s
         log.info("search engine loaded from %s: %d documents in %.2f s", folder, len(engine),
                  time.perf_counter() - start)
         return engine, f"loaded {folder}"
-    engine = build_engine(config)
+    engine = build_engine(config, catalog_documents(catalog, repo_path(config.dataset)))
     saved = config.encoder == "minilm"  # a fitted TF-IDF encoder cannot be saved
     if saved:
         save_engine(engine, folder)
     # a warning: the operator should know the engine was built here, not loaded
-    log.warning("search engine built from %s (%s in %s): %d documents, %s vectors %s, in "
-                "%.2f s%s", repo_path(config.dataset),
+    log.warning("search engine built from the catalog %s (%s in %s): %d documents, %s "
+                "vectors %s, in %.2f s%s", catalog.url,
                 "rebuild requested" if config.rebuild else "no saved engine", folder,
                 len(engine), config.encoder, tuple(engine.vectors_.shape),
                 time.perf_counter() - start, f"; saved to {folder}" if saved else "")
-    return engine, f"built from {repo_path(config.dataset)}"
+    return engine, f"built from {catalog.url}"
 
 
 def build_search_service(config: SearchServingConfig, database: str, *,
+                         catalog: CatalogStore | None = None,
                          user_vectors: Callable[[SearchEngine], UserVectors] | None = None,
                          encoder_breaker: CircuitBreaker | None = None,
                          encoder_timeout_s: float | None = None) -> SearchService:
@@ -229,14 +264,18 @@ def build_search_service(config: SearchServingConfig, database: str, *,
     Args:
         config: search settings.
         database: the serving database path (defaults go next to it).
+        catalog: the catalog store the documents come from and follow (None: the default
+            ``catalog.db`` next to ``database``).
         user_vectors: builds the ``user_id -> vector`` lookup for the engine.
         encoder_breaker, encoder_timeout_s: the query encoder's circuit breaker and timeout
             (see :class:`~sona.serving.search_api.SearchHandler`).
     """
     url = config.url or sqlite_url(Path(database).resolve().parent / DB_NAME)
     analytics = SearchAnalytics(url)
+    if catalog is None:
+        catalog = CatalogStore(sqlite_url(Path(database).resolve().parent / "catalog.db"))
     try:
-        engine, source = _engine(config, database)
+        engine, source = _engine(config, database, catalog)
     except Exception as exc:  # serve analytics/ranking and a 503 for search, not a dead service
         log.error("search engine unavailable (%s); search endpoints answer 503", exc)
         unbuilt = SearchEngine()
@@ -247,7 +286,8 @@ def build_search_service(config: SearchServingConfig, database: str, *,
                             user_vectors=user_vectors(engine) if user_vectors else None,
                             encoder_breaker=encoder_breaker,
                             encoder_timeout_s=encoder_timeout_s)
-    service = SearchService(handler, source=source)
+    service = SearchService(handler, source=source, catalog=catalog,
+                            user_vectors=user_vectors)
     if config.warm_up:
         service.warm_up()
     return service
@@ -380,5 +420,5 @@ def _listed(result: Any) -> Any:
 
 __all__ = [
     "RANKING_PREFIX", "SEARCH_PREFIX", "SearchService", "SearchServingConfig", "build_engine",
-    "build_search_service", "engine_dir", "search_routes",
+    "build_search_service", "catalog_documents", "engine_dir", "search_routes",
 ]
