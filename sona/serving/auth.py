@@ -5,8 +5,12 @@ Only its SHA-256 hex digest is stored (with a short display prefix), so a leaked
 does not leak usable keys. Scopes nest: ``admin`` implies ``write`` implies ``read``.
 Clients send the key as ``Authorization: Bearer sk_...`` or ``X-API-Key: sk_...``.
 
-Every mutating endpoint calls :func:`require_scope`; a missing or unknown key is a 401,
-a key without the scope is a 403 (both :class:`~sona.serving.errors.ApiError`).
+Every endpoint with a scope calls :func:`require_scope`; missing or unknown credentials are
+a 401, credentials without the scope a 403 (both :class:`~sona.serving.errors.ApiError`).
+The credential may also be a user's JWT access token (``Authorization: Bearer eyJ...``):
+the verifier passed to :func:`require_scope` is then the serving app's
+:class:`~sona.serving.identity.Authenticator`, which accepts both (API keys stay for
+services, tokens are for users, :mod:`sona.serving.tokens`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import string
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Boolean, Float, Integer, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -68,7 +73,36 @@ class ApiKey:
 
     def allows(self, scope: str) -> bool:
         """Whether one of the key's scopes implies ``scope``."""
-        return any(scope in _IMPLIED[s] for s in self.scopes)
+        return allows(self.scopes, scope)
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for audit rows: ``key:<id>``."""
+        return f"key:{self.key_id}"
+
+
+def allows(granted: Sequence[str], scope: str) -> bool:
+    """Whether one of the ``granted`` scopes implies ``scope`` (admin > write > read)."""
+    return any(scope in _IMPLIED[s] for s in granted)
+
+
+class Grant(Protocol):
+    """Verified credentials: an :class:`ApiKey` or a user's token
+    (:class:`~sona.serving.identity.Principal`)."""
+
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    def allows(self, scope: str) -> bool: ...
+
+
+class CredentialVerifier(Protocol):
+    """Anything that turns a presented credential into a :class:`Grant` (or None)."""
+
+    def verify(self, credential: str | None) -> Grant | None: ...
 
 
 class _Base(DeclarativeBase):
@@ -145,35 +179,44 @@ class KeyStore:
         with Session(self.engine) as session:
             return [_key(r) for r in session.scalars(select(_KeyRow).order_by(_KeyRow.id))]
 
-    def require_scope(self, key: str | None, scope: str) -> ApiKey:
+    def require_scope(self, key: str | None, scope: str) -> Grant:
         """See :func:`require_scope`."""
         return require_scope(key, scope, self)
 
 
-def require_scope(key: str | None, scope: str, store: KeyStore) -> ApiKey:
-    """Check that ``key`` is valid and grants ``scope``.
+def require_scope(key: str | None, scope: str, store: CredentialVerifier) -> Grant:
+    """Check that the credential ``key`` (API key or access token) is valid and grants
+    ``scope``.
+
+    Args:
+        key: the presented credential (:func:`api_key_from_headers`).
+        scope: the scope the endpoint needs.
+        store: a :class:`KeyStore` (keys only) or the app's
+            :class:`~sona.serving.identity.Authenticator` (keys and user tokens).
 
     Raises:
-        ApiError: 401 ``unauthorized`` (missing, unknown, revoked or expired key), 403
-            ``forbidden`` (valid key without ``scope``).
+        ApiError: 401 ``unauthorized`` (missing, unknown, revoked or expired credential),
+            403 ``forbidden`` (valid credential without ``scope``).
         ValueError: ``scope`` is not one of :data:`SCOPES` (a programming error).
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; valid scopes: {list(SCOPES)}")
     if not key:
-        raise ApiError(401, "unauthorized", "this endpoint needs an API key: send "
-                       "'Authorization: Bearer sk_...' or 'X-API-Key: sk_...'")
+        raise ApiError(401, "unauthorized", "this endpoint needs credentials: send "
+                       "'Authorization: Bearer <API key or access token>' or "
+                       "'X-API-Key: sk_...'")
     found = store.verify(key)
     if found is None:
-        raise ApiError(401, "unauthorized", "invalid, revoked or expired API key")
+        raise ApiError(401, "unauthorized", "invalid, revoked or expired API key or token")
     if not found.allows(scope):
-        raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope",
+        raise ApiError(403, "forbidden", f"these credentials lack the {scope!r} scope",
                        required_scope=scope, key_scopes=list(found.scopes))
     return found
 
 
 def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (case-insensitive)."""
+    """The credential (API key or access token) from ``Authorization: Bearer <...>`` or
+    ``X-API-Key`` (header names case-insensitive)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     auth = lowered.get("authorization", "")
     if auth[:7].lower() == "bearer ":
@@ -182,6 +225,6 @@ def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
 
 
 __all__ = [
-    "KEY_PREFIX", "SCOPES", "ApiKey", "KeyStore", "api_key_from_headers", "check_scopes",
-    "generate_key", "hash_key", "require_scope",
+    "KEY_PREFIX", "SCOPES", "ApiKey", "CredentialVerifier", "Grant", "KeyStore", "allows",
+    "api_key_from_headers", "check_scopes", "generate_key", "hash_key", "require_scope",
 ]

@@ -1,0 +1,118 @@
+"""Who is calling: one verifier for API keys and user tokens, cached for the hot path.
+
+:class:`Authenticator` is the :class:`~sona.serving.auth.CredentialVerifier` of the serving
+app. It turns the credential of ``Authorization: Bearer ...`` / ``X-API-Key`` into a
+:class:`Principal`:
+
+- ``sk_...``: an API key (:class:`~sona.serving.auth.KeyStore`), a service; rate-limit
+  tier ``service``;
+- ``<header>.<payload>.<signature>``: a user's JWT access token
+  (:class:`~sona.serving.tokens.TokenService`); tier = the user's role.
+
+Every request with credentials is verified twice (once by the access middleware for its
+rate-limit bucket, once by the route's scope check), so verified credentials are cached in
+a dict: a key for ``auth.key_cache_s`` seconds (a key revoked with ``sona keys revoke`` in
+another process stops working at most that long after), a token until it expires. A cached
+token is checked against the revoked families on every hit (a set lookup), so logout and
+refresh-token reuse take effect at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from sona.serving.auth import KEY_PREFIX, KeyStore, allows
+from sona.serving.tokens import TokenService
+
+#: most credentials kept in the cache (it is emptied when full: each entry is cheap to redo)
+MAX_CACHED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Verified credentials of one request."""
+
+    kind: Literal["key", "user"]
+    subject: str  # key id or user id
+    name: str  # key name or user name
+    scopes: tuple[str, ...]
+    tier: str  # rate-limit tier (RateLimitConfig.tiers field)
+    expires_at: float | None  # unix seconds; None: never
+    family: str | None = None  # token family of a user's token
+
+    def allows(self, scope: str) -> bool:
+        """Whether one of the granted scopes implies ``scope``."""
+        return allows(self.scopes, scope)
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for audit rows and rate-limit buckets: ``key:<id>`` or ``user:<id>``."""
+        return f"{self.kind}:{self.subject}"
+
+
+class Authenticator:
+    """Verifies API keys and access tokens, with an in-memory cache (module docstring).
+
+    Args:
+        keys: the API key store.
+        tokens: the user token service.
+        key_cache_s: seconds a verified key is trusted without SQL.
+    """
+
+    def __init__(self, keys: KeyStore, tokens: TokenService, *, key_cache_s: float = 5.0
+                 ) -> None:
+        self.keys = keys
+        self.tokens = tokens
+        self.key_cache_s = float(key_cache_s)
+        # credential -> (principal, time.monotonic() deadline)
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    def verify(self, credential: str | None) -> Principal | None:
+        """The principal of a valid credential, else None (unknown, revoked, expired)."""
+        if not credential:
+            return None
+        now = time.monotonic()
+        hit = self._cache.get(credential)
+        if hit is not None:
+            principal, deadline = hit
+            if now < deadline and not (principal.family is not None
+                                       and self.tokens.is_revoked(principal.family)):
+                return principal
+            self._cache.pop(credential, None)
+        principal_or_none = self._lookup(credential)
+        if principal_or_none is None:
+            return None
+        principal = principal_or_none
+        wall = time.time()
+        ttl = self.key_cache_s if principal.kind == "key" else float("inf")
+        if principal.expires_at is not None:
+            ttl = min(ttl, principal.expires_at - wall)
+        if ttl > 0:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[credential] = (principal, now + ttl)
+        return principal
+
+    def forget(self, credential: str) -> None:
+        """Drop a credential from the cache (after revoking it in this process)."""
+        self._cache.pop(credential, None)
+
+    def _lookup(self, credential: str) -> Principal | None:
+        if credential.startswith(KEY_PREFIX):
+            key = self.keys.verify(credential)
+            if key is None:
+                return None
+            return Principal("key", str(key.key_id), key.name, key.scopes, "service",
+                             key.expires_at)
+        if credential.count(".") != 2:
+            return None
+        claims = self.tokens.verify_access(credential)
+        if claims is None:
+            return None
+        return Principal("user", str(claims.user_id), claims.username, claims.scopes,
+                         claims.role, claims.expires_at, claims.family)
+
+
+__all__ = ["MAX_CACHED", "Authenticator", "Principal"]
