@@ -39,9 +39,11 @@ from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
+from sona.serving.identity import Authenticator
 from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
+from sona.serving.ratelimit import RateLimitConfig, validate_rate_limits
 from sona.serving.readiness import Check, database_check, run_checks
 from sona.serving.recs_api import RecsConfig, RecsHandler
 from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_database_outage
@@ -49,6 +51,8 @@ from sona.serving.schemas import ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
 from sona.serving.sync_http import record_signals
+from sona.serving.tokens import AuthConfig, TokenService
+from sona.serving.users import UserStore, check_role
 from sona.sync import SyncConfig, SyncService, SyncStore
 from sona.tracing import TracingConfig
 
@@ -113,6 +117,10 @@ class ServingConfig:
     search: SearchServingConfig = field(default_factory=SearchServingConfig)
     # multi-device sync: devices and operations (sync.db next to `database` unless a URL)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    # users, tokens (JWT) and whether read-only routes are open without credentials
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # token-bucket limits per API key, user and client IP (429 with Retry-After)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
 
 
 #: environment variable naming the folder relative paths are taken from (``sona serve``
@@ -135,6 +143,11 @@ def load_serving_config(path: str | Path | None = None) -> ServingConfig:
             f"workers: {config.workers} is not supported; use 1. The sync service keeps "
             "documents, its ordering lock and WebSocket fan-out in one process and each "
             "worker caches user states, so more workers would serve stale lists")
+    try:
+        validate_rate_limits(config.rate_limits)
+        check_role(config.auth.default_role)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     root_env = sona_config.env(ROOT_ENV)
     return rebase_paths(config, Path(root_env) if root_env else _repo_root())
 
@@ -218,6 +231,10 @@ class SonaApp:
         self.encoder_breaker = CircuitBreaker("search_encoder", res.encoder_breaker,
                                               on_open=lambda n: opened.labels(n).inc())
         self.keys = KeyStore(url)
+        self.users = UserStore(url)
+        self.tokens = TokenService(url, self.users, config.auth)
+        # verifies API keys and user tokens for every scope check and the access middleware
+        self.auth = Authenticator(self.keys, self.tokens, key_cache_s=config.auth.key_cache_s)
         self.audit = AuditLog(url)
         resolver = None if config.version is not None else registry_resolver(
             config.tracking, config.model_name, config.alias)
@@ -337,7 +354,7 @@ class SonaApp:
                 scope: str | None) -> tuple[int, dict[str, Any]]:
         try:
             if scope is not None:
-                require_scope(api_key_from_headers(headers or {}), scope, self.keys)
+                require_scope(api_key_from_headers(headers or {}), scope, self.auth)
             result = handler()
             status = 200
             body = result.model_dump(mode="json") if isinstance(result, BaseModel) \
@@ -364,10 +381,10 @@ class SonaApp:
 
     def reload(self, req: ReloadRequest, headers: Mapping[str, str]) -> dict[str, Any]:
         """``POST /admin/reload`` (admin scope): swap to a version in the background."""
-        key = require_scope(api_key_from_headers(headers), "admin", self.keys)
+        key = require_scope(api_key_from_headers(headers), "admin", self.auth)
         outcome = self.store.reload(req.version, wait=req.wait)
         self.audit.record("admin_action", "model", self.config.model_name,
-                          details={"operation": "reload", **outcome}, user_id=f"key:{key.key_id}")
+                          details={"operation": "reload", **outcome}, user_id=key.actor)
         return outcome
 
     def health(self) -> dict[str, Any]:

@@ -161,8 +161,8 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         def handler() -> BaseModel | dict[str, Any]:
             actor = None
             if scope is not None:
-                key = require_scope(api_key_from_headers(headers), scope, app.keys)
-                actor = Actor(user_id=f"key:{key.key_id}", ip=client,
+                key = require_scope(api_key_from_headers(headers), scope, app.auth)
+                actor = Actor(user_id=key.actor, ip=client,
                               user_agent=headers.get("user-agent"))
             if mutates:
                 with writes:

@@ -163,7 +163,7 @@ def sync_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         try:
             query = ChannelQuery.model_validate(dict(ws.query_params))
             await run_in_threadpool(lambda: require_scope(
-                api_key_from_headers(dict(ws.headers)), "read", app.keys))
+                api_key_from_headers(dict(ws.headers)), "read", app.auth))
             await run_in_threadpool(lambda: sync_call(
                 lambda: app.sync.check_device(query.user_id, query.device_id)))
         except ValidationError as exc:
