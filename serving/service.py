@@ -17,8 +17,10 @@ from bentoml._internal.server.http import traffic as _bentoml_traffic
 from pydantic_core import to_json
 from starlette.responses import Response
 
+from sona.serving.access import AccessControl
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import RequestTimeout, ValidationErrorBody, probes_app
+from sona.serving.auth_http import auth_routes
 from sona.serving.catalog_http import catalog_routes
 from sona.serving.console_http import console_routes
 from sona.serving.experiments_api import (
@@ -98,6 +100,7 @@ def _openapi() -> bytes:
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
 @bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
+@bentoml.asgi_app(auth_routes(_app), path="/")  # users: register, login, tokens, TOTP
 @bentoml.asgi_app(console_routes(_app), path="/")  # the console page at / and its JSON
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
@@ -224,9 +227,12 @@ class Sona:
                            lambda: self.app.search.handler.search_keyword(body))
 
     @bentoml.api(route="/api/v1/search/click")
-    @declare(errors=(404,), tag="search", summary="Log a click on a search result")
+    @declare(errors=(404,), tag="search", summary="Log a click on a search result",
+             scope="read")
     def search_click(self, body: ClickRequest, /, ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "search_click", lambda: self.app.search.store.click(body))
+        # a write (usage signal of a search): any credentials, a user's token included
+        return self._reply(ctx, "search_click", lambda: self.app.search.store.click(body),
+                           scope="read")
 
     # --- admin and benchmarking -----------------------------------------------------------
 
@@ -248,3 +254,6 @@ class Sona:
 
 Sona.add_asgi_middleware(ValidationErrorBody)
 Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes)
+# no mutating route without credentials, and rate limits, for every route (sona.serving.access)
+Sona.add_asgi_middleware(AccessControl, get_auth=lambda: _running[0].auth if _running else None,
+                         public_reads=CONFIG.auth.public_reads, rate_limits=CONFIG.rate_limits)
