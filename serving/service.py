@@ -237,7 +237,8 @@ class Sona:
     # --- admin and benchmarking -----------------------------------------------------------
 
     @bentoml.api(route="/admin/reload")
-    @declare(scope="admin", errors=(404, 503), tag="admin", summary="Swap the served model version")
+    @declare(scope="admin", errors=(404, 409, 503), tag="admin",
+             summary="Swap the served model version")
     def admin_reload(self, body: ReloadRequest, /, ctx: bentoml.Context) -> dict:
         headers = dict(ctx.request.headers)
         return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))

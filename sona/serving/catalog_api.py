@@ -58,6 +58,10 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
 """API-key scope each handler method needs (``None``: HMAC-signed webhook intake)."""
 
 
+#: JSON Schema of a genre list: canonical genres (mapped platform labels are accepted too)
+_GENRE_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": list(GENRES)}}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,12 +80,13 @@ class CreateContentRequest(_Model):
 
     title: str = Field(min_length=1, max_length=500)
     content_type: ContentType
-    platform: str
+    platform: str = Field(json_schema_extra={"enum": list(PLATFORMS)})
     platform_content_id: str = Field(min_length=1)
     overview: str | None = None
     release_year: int | None = Field(default=None, ge=1870, le=2100)
     runtime_minutes: int | None = Field(default=None, ge=0)
-    genres: list[str] = Field(default_factory=list)  # canonical or any mapped platform label
+    # canonical or any mapped platform label (the schema lists the canonical ones)
+    genres: list[str] = Field(default_factory=list, json_schema_extra=_GENRE_ITEMS)
     rating: float | None = Field(default=None, ge=0, le=10)  # average rating, 0-10
     images: ImagesModel = Field(default_factory=ImagesModel)
 
@@ -89,9 +94,12 @@ class CreateContentRequest(_Model):
 class PatchContentRequest(_Model):
     """``PATCH /content/{id}``: only the given fields change (then the item is re-embedded)."""
 
+    # an empty patch is a 400 (empty_patch): the schema says so with minProperties
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     title: str | None = Field(default=None, min_length=1, max_length=500)
     overview: str | None = None
-    genres: list[str] | None = None
+    genres: list[str] | None = Field(default=None, json_schema_extra=_GENRE_ITEMS)
     rating: float | None = Field(default=None, ge=0, le=10)
     images: ImagesModel | None = None
 
@@ -116,7 +124,7 @@ class AvailabilityRequest(_Model):
 class RegisterWebhookRequest(_Model):
     """``POST /api/v1/webhooks/register`` body."""
 
-    platform: str
+    platform: str = Field(json_schema_extra={"enum": list(PLATFORMS)})
     secret: str
     rate_limit: int | None = Field(default=None, ge=1)
     enabled: bool = True

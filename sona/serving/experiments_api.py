@@ -114,7 +114,8 @@ class EventIn(_Request):
     position: int | None = Field(None, ge=0, le=1000)
     exposure_id: str | None = Field(None, max_length=36)
     experiment_id: str | None = Field(None, max_length=36)
-    timestamp: datetime | None = None
+    timestamp: datetime | None = Field(None, json_schema_extra={"anyOf": [
+        {"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}]})
     metadata: dict[str, Any] | None = None
 
 

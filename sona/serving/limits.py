@@ -9,7 +9,8 @@ before validation rejected it; ``multipart/form-data`` without a boundary answer
 - **415** when a request with a body is not JSON: every SONA route takes JSON
   (``application/json`` or a ``+json`` type);
 - **405** stays 405, but a plain-text 405 from a router becomes the JSON error body every
-  other error has, keeping its ``Allow`` header.
+  other error has, keeping its ``Allow`` header; likewise a plain-text **404** (no route,
+  no file), so every error answer has the documented body (``sona.serving.routing``).
 
 Bodies are the :class:`~sona.serving.errors.ApiError` shape ``{"error", "message", ...}``.
 """
@@ -80,8 +81,11 @@ class RequestLimits:
                 await _reply(send, 413, self._too_large(f"{int(length)} bytes"))
                 return
         has_body = chunked or (length is not None and int(length) > 0)
-        if has_body and scope["method"] in _BODY_METHODS:
-            content_type = _header(scope, b"content-type") or ""
+        content_type = _header(scope, b"content-type")
+        # a declared non-JSON type is refused even without a body: BentoML would try to
+        # parse e.g. multipart/form-data without a boundary and answer 500 (issue 13)
+        if scope["method"] in _BODY_METHODS and (has_body or content_type):
+            content_type = content_type or ""
             if not _is_json(content_type):
                 await _reply(send, 415, {
                     "error": "unsupported_media_type",
@@ -123,13 +127,19 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 def _json_405(send: Send) -> Send:
-    """A ``send`` that turns a non-JSON 405 response into the JSON error body."""
+    """A ``send`` that turns a non-JSON 404 or 405 response into the JSON error body."""
     state: dict[str, Any] = {"rewrite": False}
 
     async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 405:
+        if message["type"] == "http.response.start" and message["status"] in (404, 405):
             headers = list(message.get("headers", []))
             types = [v for k, v in headers if k.lower() == b"content-type"]
+            if (not types or not _is_json(bytes(types[0]).decode("latin-1"))) \
+                    and message["status"] == 404:
+                state["rewrite"] = True
+                await _reply(send, 404, {"error": "not_found",
+                                         "message": "no such route or file"})
+                return
             if not types or not _is_json(bytes(types[0]).decode("latin-1")):
                 allow = [(k, v) for k, v in headers if k.lower() == b"allow"]
                 methods = ", ".join(bytes(v).decode("latin-1") for _, v in allow)

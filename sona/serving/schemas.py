@@ -10,13 +10,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 DeviceType = Literal["tv", "mobile", "desktop", "tablet"]
 # "fallback": the popularity list served while the model's ranking fails (resilience)
 RecommendationType = Literal["collaborative", "content_based", "graph_based", "context_aware",
                              "hybrid", "cold_start", "fallback"]
+
+
+#: the wire form of an id: 1-128 characters, not all blank, or an integer of at most 128 digits
+_ID_SCHEMA = WithJsonSchema({"anyOf": [
+    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"\S"},
+    {"type": "integer", "minimum": -(10**127 - 1), "maximum": 10**128 - 1}]})
 
 
 def _id_text(value: Any) -> Any:
@@ -26,8 +40,10 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
-ContentId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
+                                                            pattern=r"\S"), _ID_SCHEMA]
+ContentId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
+                                                            pattern=r"\S"), _ID_SCHEMA]
 
 
 class _Request(BaseModel):
@@ -160,6 +176,11 @@ class ViewingEventIn(_Request):
 
 class ProfileUpdateRequest(_Request):
     """``POST /api/v1/profile/update``; ``signup_genres`` seeds cold-start results."""
+
+    # at least one event or a signup_genres list (the validator below; the schema says so)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["viewing_events"], "properties": {"viewing_events": {"minItems": 1}}},
+        {"required": ["signup_genres"], "properties": {"signup_genres": {"type": "array"}}}]})
 
     user_id: UserId
     viewing_events: list[ViewingEventIn] = Field(default_factory=list, max_length=1000)

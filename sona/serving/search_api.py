@@ -63,7 +63,8 @@ class FiltersModel(_Model):
 class SearchRequest(_Model):
     """``POST /api/v1/search`` body."""
 
-    query: str
+    # not blank; the engine's max_query_length (default 500) is checked by the handler
+    query: str = Field(min_length=1, max_length=500, pattern=r"\S")
     filters: FiltersModel | None = None
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=20, ge=1, le=100)

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from sona.sync.clock import ClockError, Timestamp
 from sona.sync.document import Operation
 
 DeviceType = Literal["tv", "mobile", "desktop", "tablet", "web", "assistant"]
+
+
+#: the wire form of an id: 1-128 characters, not all blank, or an integer of at most 128 digits
+_ID_SCHEMA = WithJsonSchema({"anyOf": [
+    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"\S"},
+    {"type": "integer", "minimum": -(10**127 - 1), "maximum": 10**128 - 1}]})
 
 
 def _id_text(value: Any) -> Any:
@@ -23,10 +37,13 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
+                                                            pattern=r"\S"), _ID_SCHEMA]
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-ContentKey = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
-Stamp = Annotated[str, Field(min_length=23, max_length=96)]
+ContentKey = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
+                                                            pattern=r"\S"), _ID_SCHEMA]
+# "<15-digit wall ms>.<6-digit counter>.<node>" (sona.sync.clock.Timestamp)
+Stamp = Annotated[str, Field(min_length=23, max_length=96, pattern=r"^[0-9]{15}\.[0-9]{6}\..")]
 
 
 def _check_stamp(value: str) -> str:
