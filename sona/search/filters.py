@@ -96,6 +96,10 @@ class SearchFilters:
     runtime_max: float | None = None  # minutes <=
     max_maturity: str | None = None  # parental limit: maturity level <= this rating's level
     exclude_ids: tuple[Any, ...] = ()  # item ids never returned (e.g. a "like X" reference)
+    # when set, the only item ids that may be returned: a request's availability filter
+    # (platforms live now in a region) resolved by the caller from the catalog's offers,
+    # which change with time and catalog writes, so they are not indexed document columns
+    only_ids: frozenset[str] | None = None
 
     def is_empty(self) -> bool:
         """Whether no field constrains anything."""
@@ -109,6 +113,8 @@ class SearchFilters:
             empty = mine in (None, ()) or (f.name == "genre_mode" and not self.genres)
             values[f.name] = theirs if empty else mine
         values["exclude_ids"] = tuple(dict.fromkeys((*self.exclude_ids, *other.exclude_ids)))
+        if self.only_ids is not None and other.only_ids is not None:
+            values["only_ids"] = self.only_ids & other.only_ids
         return SearchFilters(**values)
 
     def validated(self) -> SearchFilters:
@@ -135,9 +141,14 @@ class SearchFilters:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form without empty fields (logged with each search)."""
-        out = {}
+        """JSON-ready form without empty fields (logged with each search; ``only_ids`` as
+        its size, the availability filter itself is logged by the caller)."""
+        out: dict[str, Any] = {}
+        if self.only_ids is not None:
+            out["only_ids_count"] = len(self.only_ids)
         for f in dataclasses.fields(self):
+            if f.name == "only_ids":
+                continue
             v = getattr(self, f.name)
             if v not in (None, ()) and not (f.name == "genre_mode" and not self.genres):
                 out[f.name] = list(v) if isinstance(v, tuple) else v

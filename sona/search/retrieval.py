@@ -107,11 +107,18 @@ class Retriever:
         }
 
     def position(self, item_id: Any) -> int:
-        """Row of ``item_id`` (raises UnknownIdError)."""
+        """Row of ``item_id`` (raises UnknownIdError).
+
+        Catalog ids are strings; a MovieLens id given as an int (model item ids of an
+        integer interaction log) names the same item (``50`` and ``"50"``).
+        """
         try:
             pos = self.positions.get_loc(item_id)
         except KeyError:
-            raise UnknownIdError("item", [item_id]) from None
+            try:
+                pos = self.positions.get_loc(str(item_id))
+            except KeyError:
+                raise UnknownIdError("item", [item_id]) from None
         return int(pos)
 
     # --- intent ----------------------------------------------------------------------
@@ -199,7 +206,8 @@ class Retriever:
                   mode: str, query_vector: Callable[[str], NDArray[np.float32]]
                   ) -> Candidates:
         ref_pos = np.array(refs, dtype=np.int64)
-        excluded = np.unique(np.concatenate([ref_pos, self._excluded_ids(filters)]))
+        excluded = np.unique(np.concatenate([ref_pos, self._excluded_ids(filters),
+                                             self._not_allowed(filters)]))
         mask = self.arrays.mask(filters, excluded)
         out = Candidates(parsed=parsed, filters=filters)
         n_allowed = int(mask.sum())
@@ -232,6 +240,18 @@ class Retriever:
             return _EMPTY_POS
         pos = self.positions.get_indexer(list(filters.exclude_ids))
         return pos[pos >= 0].astype(np.int64)
+
+    def _not_allowed(self, filters: SearchFilters) -> NDArray[np.int64]:
+        """Positions outside ``filters.only_ids`` (none when it is unset)."""
+        if filters.only_ids is None:
+            return _EMPTY_POS
+        ids: list[Any] = list(filters.only_ids)
+        if self.positions.dtype.kind in "iu":  # MovieLens ids: the catalog's "50" is 50
+            ids = [int(i) for i in ids if str(i).isdigit()]
+        pos = self.positions.get_indexer(ids)
+        keep = np.zeros(len(self.positions), bool)
+        keep[pos[pos >= 0]] = True
+        return np.flatnonzero(~keep).astype(np.int64)
 
     def _vector_search(self, q: NDArray[np.float32], mask: NDArray[np.bool_], n_allowed: int,
                        k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:

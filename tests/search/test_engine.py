@@ -35,6 +35,18 @@ def test_explicit_filters_win_and_unknown_values_raise(small_engine):
         small_engine.search("x", filters=SearchFilters(genres=("blah",)))
 
 
+def test_only_ids_restrict_every_strategy(small_engine):
+    # issue 11: an availability filter arrives as the ids watchable now (catalog string ids)
+    only = frozenset({"5", "6", "12"})
+    for mode in ("hybrid", "keyword", "vector"):
+        res = small_engine.search("comedy", filters=SearchFilters(only_ids=only),
+                                  page_size=10, mode=mode)
+        assert set(res.ranked_ids) <= {5, 6, 12} and res.ranked_ids
+    none = small_engine.search("comedy", filters=SearchFilters(only_ids=frozenset()))
+    assert none.total_count == 0
+    assert SearchFilters(only_ids=only).to_dict() == {"only_ids_count": 3}
+
+
 def test_relaxation_when_intent_filters_match_nothing(small_engine):
     # no western exists: the intent filter is relaxed instead of returning nothing
     res = small_engine.search("westerns from the 70s")
