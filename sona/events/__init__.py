@@ -6,9 +6,10 @@ updates; :mod:`sona.events.export` turns the log into an interactions dataset.
 """
 
 from sona.events.log import AppendResult, EventLog, LogEvent, StoredEvent
-from sona.events.recorder import EventRecorder, RecordResult, ViewingSink
+from sona.events.recorder import EventLogConfig, EventRecorder, RecordResult, ViewingSink
 from sona.events.viewing import (
     CONTENT_TYPES,
+    DEFAULT_RULES,
     VIEWING_TYPES,
     ViewingRules,
     completion_of,
@@ -16,7 +17,7 @@ from sona.events.viewing import (
 )
 
 __all__ = [
-    "CONTENT_TYPES", "VIEWING_TYPES", "AppendResult", "EventLog", "EventRecorder", "LogEvent",
-    "RecordResult", "StoredEvent", "ViewingRules", "ViewingSink", "completion_of",
-    "to_viewing_event",
+    "CONTENT_TYPES", "DEFAULT_RULES", "VIEWING_TYPES", "AppendResult", "EventLog",
+    "EventLogConfig", "EventRecorder", "LogEvent", "RecordResult", "StoredEvent",
+    "ViewingRules", "ViewingSink", "completion_of", "to_viewing_event",
 ]

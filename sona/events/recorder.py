@@ -29,6 +29,16 @@ ViewingSink = Callable[[str, list[ViewingEvent]], None]
 
 
 @dataclass(frozen=True, slots=True)
+class EventLogConfig:
+    """Settings of the event log (the ``events`` block of the serving YAML)."""
+
+    # SQLAlchemy URL; None: events.db next to the serving database
+    url: str | None = None
+    # how logged events become viewing events
+    rules: ViewingRules = field(default_factory=ViewingRules)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """Outcome of :meth:`EventRecorder.record`: every id in ``stored`` is committed."""
 
@@ -78,4 +88,4 @@ class EventRecorder:
                             sum(len(v) for v in by_user.values()), errors)
 
 
-__all__ = ["EventRecorder", "RecordResult", "ViewingSink"]
+__all__ = ["EventLogConfig", "EventRecorder", "RecordResult", "ViewingSink"]

@@ -30,9 +30,11 @@ from sona import __version__, tracing
 from sona import config as sona_config
 from sona.db import sqlite_url
 from sona.errors import ConfigError, SonaError, UnknownIdError
+from sona.events import EventLogConfig
 from sona.experiments.spec import TrackingConfig
 from sona.ingest.pipeline import IndexUpdate, IndexUpdater
 from sona.lora import SqlAdapterStore
+from sona.playback import PlaybackConfig
 from sona.profile import ProfileStore
 from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
@@ -43,6 +45,7 @@ from sona.serving.identity import Authenticator
 from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
+from sona.serving.playback_api import build_playback
 from sona.serving.ratelimit import RateLimitConfig, validate_rate_limits
 from sona.serving.readiness import Check, database_check, run_checks
 from sona.serving.recs_api import RecsConfig, RecsHandler
@@ -117,6 +120,10 @@ class ServingConfig:
     search: SearchServingConfig = field(default_factory=SearchServingConfig)
     # multi-device sync: devices and operations (sync.db next to `database` unless a URL)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    # append-only event log (events.db next to `database` unless a URL) and its rules
+    events: EventLogConfig = field(default_factory=EventLogConfig)
+    # playback sessions and progress (playback.db next to `database` unless a URL)
+    playback: PlaybackConfig = field(default_factory=PlaybackConfig)
     # users, tokens (JWT) and whether read-only routes are open without credentials
     auth: AuthConfig = field(default_factory=AuthConfig)
     # token-bucket limits per API key, user and client IP (429 with Retry-After)
@@ -201,6 +208,8 @@ def rebase_paths(config: ServingConfig, root: Path) -> ServingConfig:
                        cache_dir=_abs_path(config.search.cache_dir, root),
                        url=_abs_url(config.search.url, root)),
         sync=replace(config.sync, url=_abs_url(config.sync.url, root)),
+        events=replace(config.events, url=_abs_url(config.events.url, root)),
+        playback=replace(config.playback, url=_abs_url(config.playback.url, root)),
     )
 
 
@@ -262,6 +271,8 @@ class SonaApp:
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),
             config.sync, signals=lambda user_id, events: record_signals(self, user_id, events))
+        # playback and the event log: one event path into the log and the profiles
+        self.playback = build_playback(self)
         # set once start-up work on other threads (search encoder load) is over
         self.warmed_up = threading.Event()
         if start:
@@ -458,6 +469,7 @@ class SonaApp:
         self.catalog.store.close()
         self.search.close()
         self.sync.store.close()
+        self.playback.close()
         if self._traces:
             tracing.shutdown()
 
