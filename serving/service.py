@@ -31,6 +31,7 @@ from sona.serving.experiments_api import (
 )
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
+from sona.serving.playback_http import playback_routes
 from sona.serving.routing import declare, service_document
 from sona.serving.schemas import (
     BatchRecommendationRequest,
@@ -100,6 +101,7 @@ def _openapi() -> bytes:
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
 @bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
+@bentoml.asgi_app(playback_routes(_app), path="/")  # playback + the event log
 @bentoml.asgi_app(auth_routes(_app), path="/")  # users: register, login, tokens, TOTP
 @bentoml.asgi_app(console_routes(_app), path="/")  # the console page at / and its JSON
 class Sona:
