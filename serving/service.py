@@ -20,6 +20,7 @@ from starlette.responses import Response
 from sona.serving.access import AccessControl
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.asgi import RequestTimeout, ValidationErrorBody, probes_app
+from sona.serving.audit_http import audit_routes
 from sona.serving.auth_http import auth_routes
 from sona.serving.catalog_http import catalog_routes
 from sona.serving.console_http import console_routes
@@ -31,7 +32,7 @@ from sona.serving.experiments_api import (
 )
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
-from sona.serving.playback_http import playback_routes
+from sona.serving.resilience import RetryAfter
 from sona.serving.routing import declare, service_document
 from sona.serving.schemas import (
     BatchRecommendationRequest,
@@ -94,15 +95,18 @@ def _openapi() -> bytes:
     # BentoML's OpenTelemetry middleware opens a span per request even at its default
     # sample rate 0 (nothing is ever exported): ~15% of a ping's CPU. Excluded unless
     # tracing is configured (issue 12 profile).
-    tracing={} if CONFIG.tracing else {"excluded_urls": [".*"]},
+    # SONA's own exporter (tracing_export) turns it on too: an incoming traceparent is
+    # honoured and SONA's request span nests under BentoML's
+    tracing={} if CONFIG.tracing or CONFIG.tracing_export.exporter != "none"
+    else {"excluded_urls": [".*"]},
 )
 @bentoml.asgi_app(probes_app(_health, _ready, _openapi), path="/")
 @bentoml.asgi_app(experiment_routes(_app), path="/")
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
 @bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
-@bentoml.asgi_app(playback_routes(_app), path="/")  # playback + the event log
 @bentoml.asgi_app(auth_routes(_app), path="/")  # users: register, login, tokens, TOTP
+@bentoml.asgi_app(audit_routes(_app), path="/")  # GET /api/v1/admin/audit
 @bentoml.asgi_app(console_routes(_app), path="/")  # the console page at / and its JSON
 class Sona:
     """SONA personalisation endpoints (SPEC §2.10) plus admin reload."""
@@ -239,8 +243,7 @@ class Sona:
     # --- admin and benchmarking -----------------------------------------------------------
 
     @bentoml.api(route="/admin/reload")
-    @declare(scope="admin", errors=(404, 409, 503), tag="admin",
-             summary="Swap the served model version")
+    @declare(scope="admin", errors=(404, 503), tag="admin", summary="Swap the served model version")
     def admin_reload(self, body: ReloadRequest, /, ctx: bentoml.Context) -> dict:
         headers = dict(ctx.request.headers)
         return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))
@@ -257,6 +260,8 @@ class Sona:
 
 Sona.add_asgi_middleware(ValidationErrorBody)
 Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes)
+# every 503 (database down, no model, shutting down) tells clients when to come back
+Sona.add_asgi_middleware(RetryAfter, seconds=CONFIG.resilience.retry_after_s)
 # no mutating route without credentials, and rate limits, for every route (sona.serving.access)
 Sona.add_asgi_middleware(AccessControl, get_auth=lambda: _running[0].auth if _running else None,
                          public_reads=CONFIG.auth.public_reads, rate_limits=CONFIG.rate_limits)

@@ -29,6 +29,7 @@ def _register() -> None:
     # sub-command modules attach themselves to `app`; import order sets --help order
     from sona.cli import (  # noqa: F401
         ab,
+        audit,
         bench,
         bench_cold,
         bench_lora,

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -188,7 +189,8 @@ def probes_app(health: Callable[[], dict[str, Any]],
         return JSONResponse(health())
 
     async def ready_route(_: Request) -> JSONResponse:
-        status, body = ready()
+        # the checks wait on databases (up to their timeout): off the event loop
+        status, body = await run_in_threadpool(ready)
         return JSONResponse(body, status_code=status)
 
     async def document(_: Request) -> Response:
