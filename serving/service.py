@@ -32,6 +32,7 @@ from sona.serving.experiments_api import (
 )
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
+from sona.serving.playback_http import playback_routes
 from sona.serving.resilience import RetryAfter
 from sona.serving.routing import declare, service_document
 from sona.serving.schemas import (
@@ -105,6 +106,7 @@ def _openapi() -> bytes:
 @bentoml.asgi_app(catalog_routes(_app), path="/")
 @bentoml.asgi_app(search_routes(_app), path="/")
 @bentoml.asgi_app(sync_routes(_app), path="/")  # sync REST + the WebSocket channel
+@bentoml.asgi_app(playback_routes(_app), path="/")  # playback + the event log
 @bentoml.asgi_app(auth_routes(_app), path="/")  # users: register, login, tokens, TOTP
 @bentoml.asgi_app(audit_routes(_app), path="/")  # GET /api/v1/admin/audit
 @bentoml.asgi_app(console_routes(_app), path="/")  # the console page at / and its JSON
@@ -243,7 +245,8 @@ class Sona:
     # --- admin and benchmarking -----------------------------------------------------------
 
     @bentoml.api(route="/admin/reload")
-    @declare(scope="admin", errors=(404, 503), tag="admin", summary="Swap the served model version")
+    @declare(scope="admin", errors=(404, 409, 503), tag="admin",
+             summary="Swap the served model version")
     def admin_reload(self, body: ReloadRequest, /, ctx: bentoml.Context) -> dict:
         headers = dict(ctx.request.headers)
         return self._reply(ctx, "admin_reload", lambda: self.app.reload(body, headers))
