@@ -34,7 +34,7 @@ from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
 from sona.serving.playback_http import playback_routes
 from sona.serving.resilience import RetryAfter
-from sona.serving.routing import declare, service_document
+from sona.serving.routing import declare, service_document, service_operations
 from sona.serving.schemas import (
     BatchRecommendationRequest,
     BatchRecommendationResponse,
@@ -266,5 +266,8 @@ Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes)
 # every 503 (database down, no model, shutting down) tells clients when to come back
 Sona.add_asgi_middleware(RetryAfter, seconds=CONFIG.resilience.retry_after_s)
 # no mutating route without credentials, and rate limits, for every route (sona.serving.access)
+# (undeclared methods and paths pass on to the router's 405/404)
 Sona.add_asgi_middleware(AccessControl, get_auth=lambda: _running[0].auth if _running else None,
-                         public_reads=CONFIG.auth.public_reads, rate_limits=CONFIG.rate_limits)
+                         public_reads=CONFIG.auth.public_reads, rate_limits=CONFIG.rate_limits,
+                         declared=lambda: [(d.operation.method, d.path)
+                                           for d in service_operations(Sona)])

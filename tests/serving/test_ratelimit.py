@@ -218,6 +218,14 @@ def test_middleware_401_without_or_with_bad_credentials(authn: Authenticator) ->
     assert strict.get("/health").status_code == 200
 
 
+def test_undeclared_methods_reach_the_router(authn: Authenticator) -> None:
+    declared = [("POST", "/api/v1/profile/update"), ("POST", "/api/v1/recommendations")]
+    client = _client(authn, declared=lambda: declared)
+    assert client.post("/api/v1/profile/update", json={}).status_code == 401
+    assert client.delete("/api/v1/profile/update").status_code == 405  # not a 401
+    assert client.post("/api/v1/nowhere", json={}).status_code == 404
+
+
 def test_middleware_429_per_ip_per_key_and_per_route(authn: Authenticator) -> None:
     limits = RateLimitConfig(tiers=TierLimits(anonymous=(Limit(2, 60.0),),
                                               service=(Limit(3, 60.0),)),
