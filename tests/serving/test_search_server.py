@@ -146,8 +146,10 @@ def test_click_is_logged_and_counts_in_analytics_ctr(live: RunningServer) -> Non
     clicked_before = round(before["click_through_rate"] * before["total_searches"])
     out = search(live, query="fargo", page_size=3)
     first = out["results"][0]["content"]
-    status, click = call("POST", f"{live.url}{SEARCH}/click", {
-        "search_event_id": out["search_event_id"], "content_id": first["id"], "position": 1})
+    click_body = {"search_event_id": out["search_event_id"], "content_id": first["id"],
+                  "position": 1}
+    assert call("POST", f"{live.url}{SEARCH}/click", click_body)[0] == 401  # a write (issue 13)
+    status, click = call("POST", f"{live.url}{SEARCH}/click", click_body, key=live.read_key)
     assert status == 200 and click["search_event_id"] == out["search_event_id"]
     status, after = call("GET", url, key=live.read_key)
     assert after["total_searches"] == before["total_searches"] + 1
@@ -155,7 +157,7 @@ def test_click_is_logged_and_counts_in_analytics_ctr(live: RunningServer) -> Non
         (clicked_before + 1) / after["total_searches"], abs=1e-6)
     assert "fargo" in {q["query"] for q in after["top_queries"]}
     status, missing = call("POST", f"{live.url}{SEARCH}/click", {
-        "search_event_id": 10**9, "content_id": "1", "position": 1})
+        "search_event_id": 10**9, "content_id": "1", "position": 1}, key=live.read_key)
     assert status == 404 and missing["error"] == "not_found"
     assert call("GET", f"{live.url}/api/v1/analytics?period=2y", key=live.read_key)[0] == 400
 

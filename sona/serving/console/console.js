@@ -229,8 +229,11 @@ async function runSearch() {
 }
 
 function click(searchEventId, contentId, position) {
+  // a click is a write: logged only with a key or token in the field above (issue 13)
+  if (!apiKey()) return;
   api("POST", "/api/v1/search/click",
-      {search_event_id: searchEventId, content_id: String(contentId), position}).catch(() => {});
+      {search_event_id: searchEventId, content_id: String(contentId), position}, true)
+    .catch(() => {});
 }
 
 // --- a viewer's recommendations, explanations and context ------------------------------
