@@ -41,6 +41,12 @@ class ServingMetrics:
                                  ["stage"])
         self.breaker_opened = Counter("sona_circuit_breaker_opened_total",
                                       "Times a circuit breaker opened", ["breaker"])
+        # every breaker and fallback stage exports 0 from the start, so alert rules see a
+        # series (an absent one never fires); ops/prometheus/sona-alerts.yml uses them
+        for stage in ("model", "encoder"):
+            self.fallbacks.labels(stage)
+        for breaker in ("model", "search_encoder"):
+            self.breaker_opened.labels(breaker)
         self.database_unavailable = Counter("sona_database_unavailable_total",
                                             "Requests answered 503 for a database outage",
                                             ["endpoint"])
