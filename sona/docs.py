@@ -2,12 +2,13 @@
 
 ``make docs`` runs ``python -m sona.docs docs/reference`` and then ``mkdocs build --strict``.
 
-* API: the OpenAPI document of the BentoML service, taken from the service class itself
-  (``Sona.openapi_spec``: importing ``serving/service.py`` builds it; no server is started),
-  written as ``openapi.json`` and rendered as Markdown (one section per operation: request
-  fields with types and bounds, responses). BentoML's document lists only its own POST APIs,
-  so the routes of the Starlette apps the service mounts (catalog, experiments, search, sync,
-  probes, console) are listed after it, read from the same ``Sona.mount_apps``.
+* API: the OpenAPI 3.1 document of the service, generated from the route declarations of
+  the service class itself (:func:`sona.serving.routing.service_document`: importing
+  ``serving/service.py`` is enough; no server is started), written as ``openapi.json`` and
+  rendered as Markdown (one section per operation: request fields with types and bounds,
+  responses). It covers every route, the mounted Starlette apps included; the mounted
+  routes are also listed in a table (with the WebSocket channel, which OpenAPI cannot
+  describe).
 * CLI: the typer app as a click command tree (``typer.main.get_command``): every command's
   usage, help and options, as ``sona --help`` would show them.
 
@@ -47,12 +48,12 @@ def service_class() -> Any:
 
 
 def openapi_document(service: Any) -> dict[str, Any]:
-    """The service's OpenAPI document as plain JSON data (BentoML's boilerplate removed)."""
-    spec: dict[str, Any] = json.loads(json.dumps(service.openapi_spec.asdict(), default=str))
-    spec["info"] = {"title": "SONA API", "version": spec.get("info", {}).get("version", ""),
-                    "description": "SONA personalisation, search and A/B endpoints "
-                                   "(generated from serving/service.py)."}
-    return spec
+    """The service's OpenAPI 3.1 document: every route it answers, generated from the route
+    declarations (:func:`sona.serving.routing.service_document`, what ``/openapi.json``
+    and ``/docs.json`` serve)."""
+    from sona.serving.routing import service_document
+
+    return service_document(service)
 
 
 def mounted_routes(service: Any) -> list[dict[str, Any]]:
