@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from sona import __version__, tracing
 from sona import config as sona_config
+from sona.catalog.availability import AvailabilityIndex
 from sona.db import sqlite_url
 from sona.errors import ConfigError, SonaError, UnknownIdError
 from sona.events import EventLogConfig
@@ -56,6 +57,7 @@ from sona.serving.search_users import SearchUserVectors
 from sona.serving.sync_http import record_signals
 from sona.serving.tokens import AuthConfig, TokenService
 from sona.serving.users import UserStore, check_role
+from sona.serving.where_to_watch import WhereToWatchService
 from sona.sync import SyncConfig, SyncService, SyncStore
 from sona.tracing import TracingConfig
 
@@ -267,6 +269,11 @@ class SonaApp:
             encoder_breaker=self.encoder_breaker, encoder_timeout_s=res.encoder_timeout_s)
         # catalog writes and processed webhooks reach the live search index (issue 11)
         self.index_listeners.append(self.search.apply)
+        # where to watch: every item's offers in memory, following the catalog store's
+        # writes (no SQL per request); results carry them, filters restrict to them
+        self.where = WhereToWatchService(AvailabilityIndex.from_store(self.catalog.store))
+        self.recs.where = self.where
+        self.search.store.where = self.where
         self.sync = SyncService(
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),

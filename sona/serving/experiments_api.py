@@ -337,7 +337,7 @@ class ExperimentsHandler:
             store = self.store_for(c.model_version, c.model_alias)
         handler = RecsHandler(store, self.recs.personalization, self.recs.metrics,
                               self.recs.config, overrides, breaker=self.recs.breaker,
-                              timeout_s=self.recs.timeout_s)
+                              timeout_s=self.recs.timeout_s, where=self.recs.where)
         with self._lock:
             self._handlers.setdefault(variant.id, handler)
             return self._handlers[variant.id]

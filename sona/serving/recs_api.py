@@ -24,8 +24,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from sona.catalog.availability import AvailabilityFilter
 from sona.pipeline import LABELS, SOURCES, Ranked, UserState
-from sona.pipeline.ranking import cold_start
+from sona.pipeline.ranking import allowed_mask, cold_start
 from sona.profile import ViewingEvent
 from sona.ranking.context import Context
 from sona.serving.errors import ApiError
@@ -52,6 +53,8 @@ from sona.serving.schemas import (
     SimilarRequest,
     SimilarResponse,
 )
+from sona.serving.where_to_watch import WhereToWatchService, availability_filter
+from sona.types import IndexArray
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +113,16 @@ class RecsHandler:
         overrides: an A/B arm's ranking overrides.
         breaker: circuit breaker of the model's ranking (shared by the A/B arms' handlers).
         timeout_s: stage timeout of one ranking call (None: inline, unbounded).
+        where: catalog availability: ``where_to_watch`` on results and the platform/region
+            filters, which restrict the ranking's candidates (None: no catalog, results
+            carry no offers and an availability filter is a 503).
     """
 
     def __init__(self, store: ModelStore, personalization: Personalization,
                  metrics: ServingMetrics, config: RecsConfig = RecsConfig(),
                  overrides: RankOverrides | None = None, *,
-                 breaker: CircuitBreaker | None = None, timeout_s: float | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, timeout_s: float | None = None,
+                 where: WhereToWatchService | None = None) -> None:
         self.store = store
         self.personalization = personalization
         self.metrics = metrics
@@ -123,27 +130,33 @@ class RecsHandler:
         self.overrides = overrides or RankOverrides()
         self.breaker = breaker or CircuitBreaker("model")
         self.timeout_s = timeout_s
+        self.where = where
 
     # --- recommendations ------------------------------------------------------------------
 
     def recommendations(self, req: RecommendationRequest) -> RecommendationResponse:
         """Top-``limit`` items for one user (cold-start list for cold users)."""
         model = self.store.current
+        flt = availability_filter(req.platforms, req.region, req.available_now)
         state = self.personalization.state(model, req.user_id)
         return self._lists(model, [state], req.context, req.limit, req.exclude_watched,
-                           req.diversity_threshold)[0]
+                           req.diversity_threshold, flt)[0]
 
     def batch(self, req: BatchRecommendationRequest) -> BatchRecommendationResponse:
         """Lists for many users in one batched pass (no context)."""
         model = self.store.current
+        flt = availability_filter(req.platforms, req.region, req.available_now)
         states = [self.personalization.state(model, u) for u in req.user_ids]
         return BatchRecommendationResponse(results=self._lists(
-            model, states, None, req.limit, req.exclude_watched, None))
+            model, states, None, req.limit, req.exclude_watched, None, flt))
 
     def _lists(self, model: LoadedModel, states: list[UserState],
                context: RecommendationContext | None, limit: int, exclude_watched: bool,
-               diversity: float | None) -> list[RecommendationResponse]:
+               diversity: float | None,
+               flt: AvailabilityFilter) -> list[RecommendationResponse]:
         now = datetime.now(UTC)
+        # an availability filter is the ranking's candidate set (as offline: Pipeline.rank)
+        candidates = self._allowed(model, flt, now)
         o = self.overrides
         lam = o.mmr_lambda if o.mmr_lambda is not None else (
             None if diversity is None else 1.0 - diversity)
@@ -153,8 +166,8 @@ class RecsHandler:
                 ranked = self.breaker.call(
                     lambda: model.pipeline.rank(
                         states, limit, contexts=to_context(context),
-                        exclude_watched=exclude_watched, mmr_lambda=lam, weights=weights,
-                        lora_boost=o.lora_boost),
+                        exclude_watched=exclude_watched, candidates=candidates,
+                        mmr_lambda=lam, weights=weights, lora_boost=o.lora_boost),
                     timeout_s=self.timeout_s, client_errors=(ValueError, ApiError))
         except (ValueError, ApiError):
             raise
@@ -162,26 +175,48 @@ class RecsHandler:
             log.warning("model ranking failed (%s: %s); serving the popularity fallback",
                         type(exc).__name__, exc)
             self.metrics.fallbacks.labels("model").inc()
-            return [self._fallback(model, s, limit, exclude_watched, now) for s in states]
+            return [self._watch(self._fallback(model, s, limit, exclude_watched, now,
+                                               candidates), flt, now) for s in states]
         out = []
         for row, state in enumerate(states):
             strategy = ranked.strategy[row]
             if strategy != "personalized":
                 self.metrics.cold_start.labels(strategy).inc()
-            out.append(RecommendationResponse(
+            out.append(self._watch(RecommendationResponse(
                 user_id=state.user_id, recommendations=self._items(model, ranked, row),
                 generated_at=now, ttl_seconds=self.config.trending_ttl_seconds
                 if strategy == "cold_start_trending" else self.config.ttl_seconds,
-                strategy=cast(Any, strategy), model_version=model.version))
+                strategy=cast(Any, strategy), model_version=model.version), flt, now))
         return out
 
+    def _allowed(self, model: LoadedModel, flt: AvailabilityFilter,
+                 now: datetime) -> IndexArray | None:
+        """Item indices an active availability filter leaves to rank (None: all)."""
+        if not flt.active:
+            return None
+        if self.where is None:
+            raise ApiError(503, "catalog_unavailable", "this server has no catalog to filter "
+                           "by platform or availability")
+        return self.where.allowed(model.items, flt, now)
+
+    def _watch(self, resp: RecommendationResponse, flt: AvailabilityFilter,
+               now: datetime) -> RecommendationResponse:
+        """``resp`` with each item's live offers in the filter's region (in-memory lookups)."""
+        if self.where is not None:
+            for rec in resp.recommendations:
+                rec.where_to_watch = self.where.lookup(rec.content_id, flt, now)
+        return resp
+
     def _fallback(self, model: LoadedModel, state: UserState, limit: int,
-                  exclude_watched: bool, now: datetime) -> RecommendationResponse:
-        """The pipeline's trending list for ``state`` (its cold-start rule, no genres)."""
+                  exclude_watched: bool, now: datetime,
+                  candidates: IndexArray | None = None) -> RecommendationResponse:
+        """The pipeline's trending list for ``state`` (its cold-start rule, no genres),
+        among ``candidates`` when a filter gives them."""
         pipeline = model.pipeline
+        allowed = allowed_mask(len(model.items), candidates, None)
         picked, _, _, _ = cold_start(replace(state, signup_genres=()),
                                      pipeline.features_.popularity, pipeline.features_.genres,
-                                     limit, exclude_watched=exclude_watched)
+                                     limit, exclude_watched=exclude_watched, allowed=allowed)
         share = pipeline.popularity_share()
         recs = [Recommendation(content_id=i, confidence_score=float(share[p]),
                                recommendation_type="fallback", based_on=["popularity"],
@@ -237,6 +272,7 @@ class RecsHandler:
     def similar(self, req: SimilarRequest) -> SimilarResponse:
         """Nearest items in the item vector index (the item itself excluded)."""
         model = self.store.current
+        flt = availability_filter(region=req.region)
         idx = self._item(model, req.content_id)
         query = np.asarray(model.index_vectors[idx:idx + 1], np.float32)
         item_id = model.items.id(idx)
@@ -245,9 +281,12 @@ class RecsHandler:
                                    model_version=model.version)
         with self.metrics.time_source("similar_index"):
             found = model.index.search(query, req.limit, exclude=np.array([item_id]))
+        now = datetime.now(UTC)
+        where = self.where
         return SimilarResponse(content_id=item_id, similar_content=[
-            SimilarItem(content_id=i, score=s) for i, s in found.row(0)],
-            model_version=model.version)
+            SimilarItem(content_id=i, score=s,
+                        where_to_watch=None if where is None else where.lookup(i, flt, now))
+            for i, s in found.row(0)], model_version=model.version)
 
     def score(self, req: ScoreRequest) -> ScoreResponse:
         """One (user, item) score in [0, 1] with its per-source components.

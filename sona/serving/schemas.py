@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from sona.catalog.availability import WhereToWatch
+
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 DeviceType = Literal["tv", "mobile", "desktop", "tablet"]
 # "fallback": the popularity list served while the model's ranking fails (resilience)
@@ -63,7 +65,25 @@ class RecommendationContext(_Request):
                              description="local hour; takes precedence over time_of_day")
 
 
-class RecommendationRequest(_Request):
+#: ISO 3166-1 alpha-2 region of a request's "where to watch" (None: "US")
+Region = Annotated[str, Field(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")]
+
+
+class WatchFilters(_Request):
+    """Availability filters of a list request (:mod:`sona.serving.where_to_watch`).
+
+    ``platforms`` or ``available_now`` keep only items with an offer live now in
+    ``region`` (on one of the platforms); the ranking runs among those items, so the list
+    is still ``limit`` long. ``region`` alone filters nothing: it picks the offers shown.
+    """
+
+    platforms: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
+        default_factory=list, max_length=11, description="any of these platforms")
+    region: Region | None = Field(None, description="where to watch; default US")
+    available_now: bool = Field(False, description="only items watchable now in region")
+
+
+class RecommendationRequest(WatchFilters):
     """``POST /api/v1/recommendations``."""
 
     user_id: UserId
@@ -76,7 +96,7 @@ class RecommendationRequest(_Request):
         None, ge=0.0, le=1.0, validation_alias=AliasChoices("diversity_threshold", "diversity"))
 
 
-class BatchRecommendationRequest(_Request):
+class BatchRecommendationRequest(WatchFilters):
     """``POST /api/v1/recommendations/batch`` (offline evaluation, one batched pass)."""
 
     user_ids: list[UserId] = Field(min_length=1, max_length=1000)
@@ -93,6 +113,8 @@ class Recommendation(BaseModel):
     based_on: list[str]
     explanation: str
     experiment_variant: str | None = None
+    # live offers in the request's region; None when the catalog does not hold the item
+    where_to_watch: WhereToWatch | None = None
 
 
 class RecommendationResponse(BaseModel):
@@ -118,6 +140,7 @@ class SimilarRequest(_Request):
 
     content_id: ContentId
     limit: int = Field(10, ge=1, le=100)
+    region: Region | None = Field(None, description="where to watch; default US")
 
 
 class SimilarItem(BaseModel):
@@ -125,6 +148,8 @@ class SimilarItem(BaseModel):
 
     content_id: int | str
     score: float
+    # live offers in the request's region; None when the catalog does not hold the item
+    where_to_watch: WhereToWatch | None = None
 
 
 class SimilarResponse(BaseModel):
@@ -237,4 +262,5 @@ __all__ = [
     "RecommendationContext", "RecommendationRequest", "RecommendationResponse",
     "RecommendationType", "ReloadRequest", "ScoreComponents", "ScoreRequest", "ScoreResponse",
     "SimilarItem", "SimilarRequest", "SimilarResponse", "TimeOfDay", "ViewingEventIn",
+    "WatchFilters",
 ]

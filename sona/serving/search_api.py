@@ -14,8 +14,10 @@ the vector-only debug endpoint answers 503 ``encoder_unavailable`` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +25,8 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from sona import tracing
+from sona.catalog.availability import AvailabilityFilter, WhereToWatch
+from sona.catalog.schema import utcnow
 from sona.errors import NotFittedError, UnknownIdError
 from sona.search.analytics import SearchAnalytics
 from sona.search.engine import SearchEngine, SearchResult
@@ -32,6 +36,7 @@ from sona.search.ranking_store import RankingStore
 from sona.serving.errors import ApiError
 from sona.serving.metrics import serving_metrics
 from sona.serving.resilience import CircuitBreaker
+from sona.serving.where_to_watch import WhereToWatchService, availability_filter
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,11 @@ class FiltersModel(_Model):
     rating_range: Range | None = None
     runtime_range: Range | None = None
     content_rating_limit: str | None = None
+    # where to watch (sona.serving.where_to_watch): platforms/available_now keep the items
+    # with an offer live now in `region` (default US); region alone picks the offers shown
+    region: str | None = Field(default=None, min_length=2, max_length=2,
+                               pattern="^[A-Za-z]{2}$")
+    available_now: bool = False
 
 
 class SearchRequest(_Model):
@@ -82,6 +92,8 @@ class ContentModel(_Model):
     genres: list[str]
     platforms: list[str]
     popularity_score: float
+    # live offers in the request's region; None when the catalog does not hold the item
+    where_to_watch: WhereToWatch | None = None
 
 
 class ResultModel(_Model):
@@ -188,13 +200,18 @@ class SearchHandler:
         encoder_breaker: circuit breaker of the query encoder.
         encoder_timeout_s: seconds one query embedding may take once the encoder has
             loaded (the first, loading call is not bounded); None: no limit.
+        where: catalog availability (``where_to_watch`` on results; platform/region/
+            available_now filters as the ids watchable now); None: the platform filter
+            matches the documents' platforms and results carry no offers.
     """
 
     def __init__(self, engine: SearchEngine, analytics: SearchAnalytics, *,
                  ranking: RankingStore | None = None, user_vectors: UserVectors | None = None,
                  encoder_breaker: CircuitBreaker | None = None,
-                 encoder_timeout_s: float | None = None) -> None:
+                 encoder_timeout_s: float | None = None,
+                 where: WhereToWatchService | None = None) -> None:
         self.engine = engine
+        self.where = where
         self.analytics = analytics
         self.ranking = ranking or RankingStore(analytics.url, default=engine.config.ranking)
         self.user_vectors = user_vectors
@@ -250,7 +267,12 @@ class SearchHandler:
         if variant is not None and variant not in PERSONALIZATION_BOOSTS and \
                 self.ranking.active_variant(variant) is None:
             raise _bad(f"unknown experiment_variant {variant!r}", "unknown_variant")
+        now = utcnow()
+        watch = self._watch_filter(req.filters)  # first: its errors name filters.platforms
         filters = to_filters(req.filters)
+        if watch.active and self.where is not None:  # live offers, not indexed platform tags
+            filters = dataclasses.replace(filters, platforms=(), only_ids=self.where.index
+                                          .matching_ids(watch, now))
         user_vec, note = self._user_vector(req.user_id)
         engine = self._engine_for(variant)
         degraded: list[Literal["vector"]] = []
@@ -276,13 +298,22 @@ class SearchHandler:
         with tracing.span("search.analytics"):
             event_id = self.analytics.log_search(
                 req.query, result_count=result.total_count, latency_ms=result.search_time_ms,
-                user_id=req.user_id, filters=filters.to_dict(), mode=mode, variant=variant,
-                shown_ids=[h.item_id for h in result.hits])
-        return self._response(result, event_id, degraded)
+                user_id=req.user_id, filters=filters.to_dict() | _logged(watch), mode=mode,
+                variant=variant, shown_ids=[h.item_id for h in result.hits])
+        return self._response(result, event_id, degraded, watch, now)
+
+    def _watch_filter(self, model: FiltersModel | None) -> AvailabilityFilter:
+        if model is None:
+            return AvailabilityFilter()
+        return availability_filter(model.platforms, model.region, model.available_now,
+                                   prefix="filters.")
 
     def _response(self, result: SearchResult, event_id: int,
-                  degraded: list[Literal["vector"]] | None = None) -> SearchResponse:
+                  degraded: list[Literal["vector"]] | None = None,
+                  watch: AvailabilityFilter | None = None,
+                  now: datetime | None = None) -> SearchResponse:
         docs = self.engine.documents_
+        where, watch, now = self.where, watch or AvailabilityFilter(), now or utcnow()
         out = []
         for h in result.hits:
             row = docs.iloc[h.position]
@@ -292,7 +323,9 @@ class SearchHandler:
                     id=str(h.item_id), title=row["title"], overview=row["overview"] or None,
                     release_year=None if np.isnan(year) else int(year),
                     genres=list(row["genres"]), platforms=list(row["platforms"]),
-                    popularity_score=float(row["popularity"])),
+                    popularity_score=float(row["popularity"]),
+                    where_to_watch=None if where is None else where.lookup(h.item_id, watch,
+                                                                           now)),
                 relevance_score=h.score, match_reasons=list(h.match_reasons),
                 vector_similarity=h.vector_similarity, keyword_score=h.keyword_score))
         return SearchResponse(results=out, total_count=result.total_count, page=result.page,
@@ -395,6 +428,14 @@ class SearchHandler:
     def health(self) -> dict[str, Any]:
         """``GET /health``: whether an index is loaded and its size."""
         return {"status": "ok" if len(self.engine) else "empty", "documents": len(self.engine)}
+
+
+def _logged(watch: AvailabilityFilter) -> dict[str, Any]:
+    """The availability part of a search's logged filters (empty when inactive)."""
+    if not watch.active:
+        return {}
+    return {"platforms": list(watch.platforms), "region": watch.region,
+            "available_now": watch.available_now}
 
 
 def _as_dict(cfg: RankingConfig) -> dict[str, float]:
