@@ -44,6 +44,7 @@ def _register() -> None:
         search,
         serve,
         sweep,
+        users,
     )
 
     for optional in ("sona.cli.run",):
