@@ -89,7 +89,7 @@ class IdIndex:
         if self.is_integer and arr.dtype.kind in "OUS" and arr.size:
             try:
                 arr = arr.astype(np.int64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # an id beyond int64: unknown
                 return arr
         if not self.is_integer and arr.dtype.kind not in "O":
             arr = arr.astype(str).astype(object)

@@ -109,3 +109,11 @@ def test_one_non_integer_id_does_not_hide_the_integer_ones() -> None:
                                   [0, 1, -1])
     with pytest.raises(UnknownIdError, match="'zz'"):
         index.numbers([5001, "zz"])
+
+
+def test_id_beyond_int64_is_unknown_not_a_crash() -> None:
+    # issue 13 (schemathesis): a 30-digit user id answered 500 (OverflowError)
+    index = IdIndex(np.array([1, 2, 3]))
+    assert index.numbers(["2", "9" * 30], missing="negative").tolist() == [1, -1]
+    with pytest.raises(UnknownIdError):
+        index.numbers(["9" * 30])
