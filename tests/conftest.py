@@ -23,6 +23,17 @@ def ml100k() -> MovieLens:
 
 
 @pytest.fixture(scope="session")
+def ml100k_models(tmp_path_factory: pytest.TempPathFactory, ml100k: MovieLens) -> Path:
+    """``models_dir`` holding EASE on all of ML-100K as version 1 (``tests.sync.live``):
+    the real-server tests of sync, MCP, playback and the event log serve it."""
+    from tests.sync.live import export_ml100k
+
+    root = tmp_path_factory.mktemp("ml100k-models")
+    export_ml100k(ml100k, root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server for the session (``sona.testing.postgres``); skips
     with the reason when none can start (a failure in CI, see below)."""
@@ -31,6 +42,15 @@ def pg_server() -> Iterator[PostgresServer]:
             yield server
     except PostgresUnavailable as exc:
         pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each backend (the PostgreSQL case skips without one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -32,6 +32,7 @@ def _register() -> None:
         audit,
         bench,
         bench_cold,
+        bench_events,
         bench_lora,
         bench_overhead,
         bench_scaling,
