@@ -94,19 +94,21 @@ def users_set_role(username: Annotated[str, typer.Argument(help="the user's name
     typer.echo(f"{username}: {role}")
 
 
+def _set_disabled(config: ConfigOpt, username: str, disabled: bool) -> None:
+    store, user_id = _by_name(config, username)
+    store.set_disabled(user_id, disabled)
+    typer.echo(f"{username}: {'disabled' if disabled else 'enabled'}")
+
+
 @users_app.command("disable")
 def users_disable(username: Annotated[str, typer.Argument(help="the user's name")],
                   config: ConfigOpt = None) -> None:
     """Disable a user: no login and no refresh (access tokens lapse within their TTL)."""
-    store, user_id = _by_name(config, username)
-    store.set_disabled(user_id, True)
-    typer.echo(f"{username}: disabled")
+    _set_disabled(config, username, True)
 
 
 @users_app.command("enable")
 def users_enable(username: Annotated[str, typer.Argument(help="the user's name")],
                  config: ConfigOpt = None) -> None:
     """Enable a disabled user again."""
-    store, user_id = _by_name(config, username)
-    store.set_disabled(user_id, False)
-    typer.echo(f"{username}: enabled")
+    _set_disabled(config, username, False)
