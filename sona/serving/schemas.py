@@ -39,6 +39,8 @@ def _id_text(value: Any) -> Any:
     # JSON integers are valid ids; booleans are not (True would become "True")
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and value.is_integer():  # 5.0 is the JSON integer 5
+        return str(int(value))
     return value
 
 

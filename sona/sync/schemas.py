@@ -34,6 +34,8 @@ _ID_SCHEMA = WithJsonSchema({"anyOf": [
 def _id_text(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and value.is_integer():  # 5.0 is the JSON integer 5
+        return str(int(value))
     return value
 
 
