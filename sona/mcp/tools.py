@@ -131,7 +131,7 @@ class SonaTools:
 
     def similar_content(self, content_id: str, limit: int = 10) -> dict[str, Any]:
         """``POST /api/v1/recommendations/similar``, with titles."""
-        req = SimilarRequest(content_id=content_id, limit=limit)
+        req = SimilarRequest.model_validate({"content_id": content_id, "limit": limit})
         body = self._call("similar", lambda: self.app.recs.similar(req))
         body["title"] = self.title(str(body["content_id"]))
         for item in body["similar_content"]:
