@@ -184,7 +184,7 @@ class Durability:
     """Outcome of a kill -9 during a burst of batched posts."""
 
     acknowledged: int  # event ids the server acknowledged before it died
-    stored: int  # event ids in the log afterwards
+    stored: int  # event ids of the burst in the log afterwards (acked or not)
     lost: int  # acknowledged but not stored (must be 0)
     integrity: str  # SQLite's integrity_check ("ok"), or the backend name
 
@@ -239,9 +239,10 @@ def kill_during_burst(config: str | Path, key: str, events_url: str,
     server.stop()
     with lock:
         acknowledged = set(acked)
+    burst_ids = {e["event_id"] for batch in batches for e in batch}
     log = EventLog(events_url)
     try:
-        stored = log.ids()
+        stored = log.ids() & burst_ids
         integrity = log.engine.dialect.name
         if integrity == "sqlite":
             with log.engine.connect() as conn:

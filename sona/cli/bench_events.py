@@ -85,11 +85,11 @@ def events_command(
                                            threads=threads)
     load_after = os.getloadavg()
 
-    table = Table(title=f"Event log: batched appends ({batch_size} events per batch)")
+    table = Table(title=f"Event log: batched appends ({batch_size} events per batch; store = "
+                        f"EventLog.append, HTTP = POST /api/v1/events/log)")
     for col in ("path", "events", "events/s", "batch p50 ms", "batch p99 ms", "errors"):
         table.add_column(col, justify="left" if col == "path" else "right")
-    for name, rate in (("store (EventLog.append)", store),
-                       (f"HTTP POST /api/v1/events/log ({threads} clients)", http_rate)):
+    for name, rate in (("store", store), (f"HTTP x{threads}", http_rate)):
         table.add_row(name, f"{rate.events:,}", f"{rate.events_per_s:,.0f}",
                       f"{rate.batch_ms_p50:.1f}", f"{rate.batch_ms_p99:.1f}", str(rate.errors))
     console.print(table)
