@@ -426,6 +426,8 @@ class SonaApp:
             "sync_database": database_check(self.sync.store.engine),
             "search_analytics_database": database_check(
                 self.search.store.analytics.engine),
+            "events_database": database_check(self.playback.log.engine),
+            "playback_database": database_check(self.playback.playback.store.engine),
             "search_engine": self._search_check, "search_encoder": self._encoder_check}
         return run_checks(checks, required=set(checks) - {"search_encoder"},
                           timeout_s=self.config.resilience.ready_timeout_s)

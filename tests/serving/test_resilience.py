@@ -288,7 +288,8 @@ def test_ready_names_every_component(app: SonaApp) -> None:
     assert status == 200 and ready["status"] in {"healthy", "degraded"}
     assert set(ready["checks"]) == {
         "model", "warm_up", "database", "catalog_database", "experiments_database",
-        "sync_database", "search_analytics_database", "search_engine", "search_encoder"}
+        "sync_database", "search_analytics_database", "events_database", "playback_database",
+        "search_engine", "search_encoder"}
     for name, check in ready["checks"].items():
         assert check["status"] == "healthy" or name == "search_encoder", (name, check)
     assert ready["checks"]["search_engine"]["documents"] > 1000
