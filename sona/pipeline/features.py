@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,6 +62,28 @@ def _aligned(catalog: Catalog, items: IdIndex) -> tuple[NDArray[np.int64], NDArr
     return rows, idx[rows]
 
 
+def text_encoder(config: ContentConfig) -> Any:
+    """The sentence encoder of ``source="text"`` (:class:`sona.embeddings.TextEncoder`)."""
+    from sona.embeddings import EncoderConfig, TextEncoder
+
+    return TextEncoder(EncoderConfig(model=config.encoder_model, cache_dir=config.cache_dir,
+                                     show_progress=False))
+
+
+def catalog_item_texts(documents: pd.DataFrame) -> dict[str, str]:
+    """Item id (string) -> text of catalog rows: the search documents' text.
+
+    ``documents`` are search documents of catalog items
+    (:func:`sona.search.documents.documents_from_items`); the text is
+    :func:`sona.search.documents.document_texts`, what search embeds, so an item's text is
+    defined once for search and for the pipeline's cold items.
+    """
+    from sona.search.documents import document_texts
+
+    return dict(zip((str(i) for i in documents["item_id"]), document_texts(documents),
+                    strict=True))
+
+
 def content_vectors(
     items: IdIndex,
     config: ContentConfig = ContentConfig(),
@@ -69,6 +92,7 @@ def content_vectors(
     matrix: sp.csr_matrix | None = None,
     kg: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
+    texts: Mapping[Any, str] | None = None,
 ) -> tuple[NDArray[np.float32], dict[str, Any]]:
     """L2-normalised content vectors aligned to ``items`` and a description of the encoder.
 
@@ -80,6 +104,9 @@ def content_vectors(
         catalog: item metadata (every source but "interactions").
         matrix: users x items training matrix (source "interactions").
         kg, links: knowledge-graph facts for the text encoder; optional.
+        texts: item id -> text, the texts of catalog rows (:func:`catalog_item_texts`)
+            for sources "text" and "tfidf" instead of the ``catalog`` frame's
+            (:func:`sona.embeddings.catalog_texts`); ids absent from it get zero vectors.
 
     Returns:
         ``(vectors (len(items), D) float32, {"source", "model", "version", "dim", "missing"})``.
@@ -99,33 +126,36 @@ def content_vectors(
         out = unit_rows(vecs * np.where(signs == 0, 1.0, signs))
         return out, {"source": "interactions", "model": "item-user-svd", "version": str(dim),
                      "dim": int(out.shape[1]), "missing": 0}
-    if catalog is None:
+    if catalog is None and (texts is None or config.source == "genres"):
         raise ValueError(f"content source {config.source!r} needs a catalog; use "
                          "source 'interactions' for data without one")
-    rows, idx = _aligned(catalog, items)
     info: dict[str, Any]
     if config.source == "genres":
+        assert catalog is not None
+        idx = _aligned(catalog, items)[1]
         genres, vocab = catalog.genre_matrix(items)
         out = unit_rows(genres.toarray())
         info = {"source": "genres", "model": "genre-indicators", "version": ",".join(vocab)}
     else:
-        from sona.embeddings import (
-            EncoderConfig,
-            TextEncoder,
-            TfidfConfig,
-            TfidfEncoder,
-            catalog_texts,
-        )
+        from sona.embeddings import TfidfConfig, TfidfEncoder, catalog_texts
 
-        texts = catalog_texts(catalog, kg, links)
+        if texts is not None:
+            ids = list(texts)
+            idx = items.numbers(ids, missing="negative")
+            keep = np.flatnonzero(idx >= 0)
+            all_texts = [texts[i] for i in ids]
+            idx = idx[keep]
+        else:
+            assert catalog is not None
+            all_texts = catalog_texts(catalog, kg, links)
+            keep, idx = _aligned(catalog, items)
         encoder: Any
         if config.source == "text":
-            encoder = TextEncoder(EncoderConfig(model=config.encoder_model,
-                                                cache_dir=config.cache_dir, show_progress=False))
+            encoder = text_encoder(config)
         else:
             encoder = TfidfEncoder(TfidfConfig(n_components=config.n_components))
-            encoder.fit(texts)
-        encoded = encoder.encode([texts[r] for r in rows])
+            encoder.fit(all_texts)
+        encoded = encoder.encode([all_texts[r] for r in keep])
         out = np.zeros((len(items), encoded.shape[1]), np.float32)
         out[idx] = unit_rows(encoded)
         info = {"source": config.source, "model": encoder.model_name,
@@ -203,4 +233,5 @@ class ItemFeatures:
                    dict(json.loads(str(s["content_info"][0]))))
 
 
-__all__ = ["ContentConfig", "ContentSource", "ItemFeatures", "content_vectors", "unit_rows"]
+__all__ = ["ContentConfig", "ContentSource", "ItemFeatures", "catalog_item_texts",
+           "content_vectors", "text_encoder", "unit_rows"]

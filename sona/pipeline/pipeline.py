@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +37,7 @@ from sona.models.base import Recommender
 from sona.models.export import NotExportableError, ScorerExport
 from sona.models.generators import GeneratorSet, GeneratorSpec
 from sona.models.side import ItemSideData, resolve_side_data
+from sona.pipeline.cold import ROWS_GRAPH, CatalogItems
 from sona.pipeline.features import ContentConfig, ItemFeatures, content_vectors
 from sona.pipeline.graphs import GraphSession, OnnxConfig, graph_bytes
 from sona.pipeline.ranking import (
@@ -47,7 +49,7 @@ from sona.pipeline.ranking import (
     rank_pool,
     watched_matrix,
 )
-from sona.pipeline.sources import SOURCES, ContentSource, Graph, ModelSource
+from sona.pipeline.sources import SOURCES, ContentSource, Graph, ModelSource, rows_reference
 from sona.pipeline.state import UserState, preference
 from sona.profile import ViewingEvent
 from sona.ranking.context import Context, ContextStats, context_scores
@@ -144,7 +146,7 @@ class Ranked:
     sources: tuple[str, ...]
 
 
-class Pipeline(Recommender[PipelineConfig]):
+class Pipeline(CatalogItems, Recommender[PipelineConfig]):
     """SPEC §2.7's hybrid recommender, evaluated offline and served online as one object.
 
     Args:
@@ -352,9 +354,10 @@ class Pipeline(Recommender[PipelineConfig]):
         return list(cached[1])
 
     def content_source(self) -> ContentSource:
-        """The content + LoRA source."""
+        """The content + LoRA source over the trained items (its exported graph's)."""
         self._check_parts()
-        return ContentSource(self.features_)
+        delta = self.delta()
+        return ContentSource(self.features_ if delta is None else delta.trained_features)
 
     def reference_graphs(self) -> dict[str, Graph]:
         """Every graph's Python reference, by name (``content`` and one per model source)."""
@@ -364,6 +367,8 @@ class Pipeline(Recommender[PipelineConfig]):
     def _reference_graph(self, name: str) -> Graph:
         if name == "content":
             return self.content_source().reference_graph()
+        if name == ROWS_GRAPH:
+            return rows_reference
         return next(m for m in self.model_sources() if m.name == name).reference_graph()
 
     def compile_graphs(self, config: OnnxConfig) -> dict[str, NDArray[np.uint8]]:
@@ -515,8 +520,14 @@ class Pipeline(Recommender[PipelineConfig]):
         with tracing.span("pipeline.source") as span:
             if span.is_recording():
                 span.set_attribute("sona.source", "content_based")
-            content, lora, applies["content_based"], has_lora = self.content_source().scores(
+            content_source = self.content_source()
+            content, lora, applies["content_based"], has_lora = content_source.scores(
                 states, self.graph("content"))
+            delta = self.delta()
+            if delta is not None and delta.ids:  # cold catalog items: the content_rows graph
+                extra, extra_lora = content_source.row_scores(
+                    states, self.graph(ROWS_GRAPH), delta.row_buffers)
+                content, lora = np.hstack([content, extra]), np.hstack([lora, extra_lora])
         raw["content_based"] = content
         with tracing.span("pipeline.source") as span:
             if span.is_recording():
@@ -558,6 +569,9 @@ class Pipeline(Recommender[PipelineConfig]):
         lam = self.mmr_lambda if mmr_lambda is None else float(mmr_lambda)
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"mmr_lambda must be in [0, 1], got {lam}")
+        delta = self.delta()
+        if delta is not None:  # removed catalog items never come back
+            candidates, exclude_items = delta.allowed(candidates, exclude_items)
         n, n_items = len(states), self.features_.n_items
         per_user = None if contexts is None or isinstance(contexts, Context) else list(contexts)
         if per_user is not None and len(per_user) != n:  # checked before cold users split off
@@ -648,7 +662,10 @@ class Pipeline(Recommender[PipelineConfig]):
         return scores
 
     def _similar_items(self, item_idx: IndexArray) -> NDArray[np.floating]:
-        return self.models_.models[0]._similar_items(item_idx)
+        delta = self.delta()
+        if delta is None:
+            return self.models_.models[0]._similar_items(item_idx)
+        return delta.similarity(self.models_.models[0], item_idx, self.features_.vectors)
 
     def fit_metrics(self) -> dict[str, float]:
         """What fitting chose, for tracking: weights, λ, validation nDCG per source and λ."""
@@ -666,6 +683,15 @@ class Pipeline(Recommender[PipelineConfig]):
         return out
 
     # --- persistence ---------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Save the trained pipeline: cold catalog items come from the catalog again after
+        load (:meth:`add_items`), removals too."""
+        delta = self.delta()
+        if delta is None:
+            super().save(path)
+        else:
+            self.trained_copy(delta).save(path)
 
     def _state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = dict(self.models_.state())

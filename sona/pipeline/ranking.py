@@ -72,8 +72,14 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
           lora_boost: float) -> Blend:
     """Normalise, weigh (renormalised per user) and blend source scores; apply LoRA.
 
+    A source may score only the first ``m <= n`` items (the collaborative and graph
+    sources know nothing of cold catalog items appended after the trained ones,
+    :mod:`sona.pipeline.cold`): it does not apply to the other items, whose weights are
+    renormalised over the sources that score them, the per-user rule taken per item. When
+    every source scores every item this is the plain per-user blend, bit for bit.
+
     Args:
-        raw: per source ``(B, n)`` raw scores.
+        raw: per source ``(B, m)`` raw scores of the first ``m <= n`` items.
         applies: per source ``(B,)`` whether it applies to each user.
         weights: configured weight per source (>= 0).
         names: source names.
@@ -82,21 +88,43 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
         has_lora: ``(B,)`` users with an adapter.
         lora_boost: LoRA multiplier.
     """
-    norm = np.stack([normalize_scores(np.asarray(r, np.float64), "minmax", exclude=watched)
-                     for r in raw], axis=1) if raw else np.zeros((watched.shape[0], 0, 0))
-    w = np.stack([a.astype(np.float64) * float(wt) for a, wt in zip(applies, weights,
-                                                                     strict=True)], axis=1)
-    total = w.sum(axis=1, keepdims=True)
-    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    n = watched.shape[1]
+    norm = np.stack([_normalized(np.asarray(r, np.float64), watched) for r in raw],
+                    axis=1) if raw else np.zeros((watched.shape[0], 0, 0))
+    raw_w = np.stack([a.astype(np.float64) * float(wt) for a, wt in zip(applies, weights,
+                                                                         strict=True)], axis=1)
+    total = raw_w.sum(axis=1, keepdims=True)
+    w = np.divide(raw_w, total, out=np.zeros_like(raw_w), where=total > 0)
     # a plain sum over sources, element by element: the same bits for a batch of one (a
     # request) as for a batch of many (an evaluation), which a BLAS-backed einsum is not
     mixed = np.zeros(norm.shape[::2])
     for s in range(norm.shape[1]):
         mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
+    covered = min((np.shape(r)[1] for r in raw), default=n)
+    if covered < n:  # items some sources do not score: weights renormalised per item
+        scored = np.array([[np.shape(r)[1] > j for j in range(covered, n)] for r in raw])
+        item_w = raw_w[:, :, None] * scored[None, :, :]  # (B, S, n - covered)
+        item_total = item_w.sum(axis=1, keepdims=True)
+        item_w = np.divide(item_w, item_total, out=np.zeros_like(item_w),
+                           where=item_total > 0)
+        mixed[:, covered:] = 0.0
+        for s in range(norm.shape[1]):
+            mixed[:, covered:] += np.nan_to_num(norm[:, s, covered:]) * item_w[:, s, :]
     boost = np.where(has_lora[:, None], 1.0 + lora_boost * lora.astype(np.float64), 1.0)
     # the LoRA term a list reports is the one that acted (none with a zero boost)
     lora_used = np.where(has_lora[:, None] & (lora_boost > 0), lora, 0.0).astype(np.float32)
     return Blend(tuple(names), norm, w, lora_used, mixed * boost)
+
+
+def _normalized(raw: NDArray[np.float64], watched: sp.csr_matrix) -> NDArray[np.float64]:
+    """Min-max normalised ``raw`` ``(B, m)``, NaN-padded to ``watched``'s ``n`` columns."""
+    n = watched.shape[1]
+    if raw.shape[1] == n:
+        return normalize_scores(raw, "minmax", exclude=watched)
+    out = np.full((raw.shape[0], n), np.nan)
+    out[:, :raw.shape[1]] = normalize_scores(raw, "minmax",
+                                             exclude=watched[:, :raw.shape[1]])
+    return out
 
 
 def rank_pool(scores: NDArray[np.float64], k: int, *, pool: int,

@@ -94,9 +94,13 @@ class ModelSource:
         # events stored since training (served viewing) are folded in with the history, the
         # standard way to personalise at serve time: without it a known user's new views
         # would reach only the content source (issue 10, `sona bench lora`)
+        n_items = self.model.seen_.shape[1]
         for i, s in enumerate(states):
-            if len(s.event_items):
-                out[i] = self.fold_in(s.watched if s.user_idx >= 0 else s.event_items)
+            # cold catalog items (indices past the model's items) are unknown to the model
+            watched = s.watched if s.user_idx >= 0 else s.event_items
+            watched = watched[watched < n_items]
+            if len(s.event_items) and len(watched):
+                out[i] = self.fold_in(watched)
                 applies[i] = True
         return out, applies
 
@@ -159,6 +163,18 @@ class ContentScorer(torch.nn.Module):
         return content, lora
 
 
+class ContentRows(torch.nn.Module):
+    """:class:`ContentScorer`'s arithmetic with the item matrices as inputs (the ONNX
+    ``content_rows`` graph): scores rows added after export, e.g. cold catalog items."""
+
+    def forward(self, preference: torch.Tensor, lora_b: torch.Tensor, items_t: torch.Tensor,
+                projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        content = preference @ items_t
+        u = torch.bmm(preference.unsqueeze(1), lora_b).squeeze(1)  # (B, r)
+        lora = torch.clamp(u @ projected, -1.0, 1.0)
+        return content, lora
+
+
 def content_buffers(item_vectors: NDArray[np.floating], base: NDArray[np.floating],
                     scaling: float) -> tuple[Matrix, Matrix]:
     """``Xᵀ (D, n)`` and ``s·A·Xᵀ (r, n)``, float32 (computed in float64 once)."""
@@ -181,11 +197,7 @@ class ContentSource:
         items_t, projected = content_buffers(f.vectors, f.lora_base, f.lora_scaling)
 
         def run(feeds: dict[str, NDArray[Any]]) -> list[NDArray[Any]]:
-            pref = np.asarray(feeds["preference"], np.float32)
-            content = pref @ items_t
-            u = np.einsum("bd,bdr->br", pref, np.asarray(feeds["lora_b"], np.float32))
-            lora = np.clip(u @ projected, -1.0, 1.0)
-            return [content.astype(np.float32), lora.astype(np.float32)]
+            return rows_reference({**feeds, "items_t": items_t, "projected": projected})
 
         return run
 
@@ -197,6 +209,25 @@ class ContentSource:
     def scores(self, states: Sequence[UserState],
                graph: Graph) -> tuple[Matrix, Matrix, NDArray[np.bool_], NDArray[np.bool_]]:
         """``(content (B, n), lora (B, n), content applies (B,), lora applies (B,))``."""
+        prefs, adapters, applies, has_lora = self.feeds(states)
+        content, lora = graph({"preference": prefs, "lora_b": adapters})
+        return (np.asarray(content, np.float32), np.asarray(lora, np.float32), applies,
+                has_lora)
+
+    def row_scores(self, states: Sequence[UserState], graph: Graph,
+                   buffers: tuple[Matrix, Matrix]) -> tuple[Matrix, Matrix]:
+        """``(content (B, m), lora (B, m))`` of extra rows through the ``content_rows``
+        graph; ``buffers``: their ``content_buffers`` ``(Xᵀ, s·A·Xᵀ)``."""
+        prefs, adapters, _, _ = self.feeds(states)
+        content, lora = graph({"preference": prefs, "lora_b": adapters,
+                               "items_t": buffers[0], "projected": buffers[1]})
+        return np.asarray(content, np.float32), np.asarray(lora, np.float32)
+
+    def feeds(self, states: Sequence[UserState]) -> tuple[Matrix, NDArray[np.float32],
+                                                          NDArray[np.bool_],
+                                                          NDArray[np.bool_]]:
+        """Graph inputs of ``states``: ``(preferences (B, D), adapters (B, D, r),
+        content applies (B,), has an adapter (B,))``."""
         f = self.features
         prefs = np.stack([s.preference for s in states]).astype(np.float32) if states else \
             np.zeros((0, f.dim), np.float32)
@@ -207,10 +238,18 @@ class ContentSource:
                 adapters[i] = s.lora_b
                 has_lora[i] = True
         applies = np.array([bool(np.any(p)) for p in prefs], bool)
-        content, lora = graph({"preference": prefs, "lora_b": adapters})
-        return (np.asarray(content, np.float32), np.asarray(lora, np.float32), applies,
-                has_lora)
+        return prefs, adapters, applies, has_lora
 
 
-__all__ = ["LABELS", "SOURCES", "ContentScorer", "ContentSource", "Graph", "ModelSource",
-           "content_buffers"]
+def rows_reference(feeds: dict[str, NDArray[Any]]) -> list[NDArray[Any]]:
+    """The numpy reference of the content graphs: ``[p·Xᵀ, clamp(pᵀ·B·(s·A·Xᵀ), -1, 1)]``
+    with ``items_t`` and ``projected`` among the feeds."""
+    pref = np.asarray(feeds["preference"], np.float32)
+    content = pref @ np.asarray(feeds["items_t"], np.float32)
+    u = np.einsum("bd,bdr->br", pref, np.asarray(feeds["lora_b"], np.float32))
+    lora = np.clip(u @ np.asarray(feeds["projected"], np.float32), -1.0, 1.0)
+    return [content.astype(np.float32), lora.astype(np.float32)]
+
+
+__all__ = ["LABELS", "SOURCES", "ContentRows", "ContentScorer", "ContentSource", "Graph",
+           "ModelSource", "content_buffers", "rows_reference"]

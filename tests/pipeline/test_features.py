@@ -85,3 +85,31 @@ def test_item_features_state_round_trip(tmp_path: Path) -> None:
     assert restored.genres.dtype == bool
     assert restored.lora_scaling == features.lora_scaling
     assert restored.content_info == features.content_info
+
+
+def test_texts_of_catalog_rows_replace_the_catalog_frame() -> None:
+    """Item texts given by id (catalog rows, issue 11) embed exactly as the frame's texts
+    do when they are the same texts; ids the texts lack get zero vectors."""
+    from sona.embeddings import catalog_texts
+    from sona.pipeline.features import catalog_item_texts
+    from sona.search.documents import document_texts, documents_from_items
+
+    data = random_interactions(n_users=30, n_items=20, n_interactions=200, seed=4)
+    ids = data.items.ids_array
+    catalog = Catalog.from_frame(pd.DataFrame({
+        "item_id": ids, "title": [f"film number {i} about {'cats' if i % 2 else 'dogs'}"
+                                  for i in range(len(ids))],
+        "year": 2000 + np.arange(len(ids)), "genres": [("Comedy",)] * len(ids)}))
+    config = ContentConfig(source="tfidf", n_components=4)
+    from_frame, info = content_vectors(data.items, config, catalog=catalog)
+    texts = dict(zip((str(i) for i in ids), catalog_texts(catalog), strict=True))
+    from_texts, info_texts = content_vectors(data.items, config, texts=texts)
+    np.testing.assert_allclose(from_texts, from_frame, atol=1e-6)
+    assert info_texts == info
+    partial = {k: v for k, v in list(texts.items())[:5]}
+    vecs, info_partial = content_vectors(data.items, config, texts=partial)
+    assert info_partial["missing"] == len(ids) - 5 and not vecs[5:].any()
+    # catalog rows' text is the search documents' text
+    docs = documents_from_items([{"canonical_id": "7", "title": "Heat", "release_year": 1995,
+                                  "genres": ["crime"], "overview": "A heist."}])
+    assert catalog_item_texts(docs) == {"7": document_texts(docs)[0]}
