@@ -40,6 +40,7 @@ from sona.profile import ProfileStore
 from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
+from sona.serving.catalog_items import CatalogItemsFollower
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.identity import Authenticator
@@ -269,6 +270,11 @@ class SonaApp:
             encoder_breaker=self.encoder_breaker, encoder_timeout_s=res.encoder_timeout_s)
         # catalog writes and processed webhooks reach the live search index (issue 11)
         self.index_listeners.append(self.search.apply)
+        # ... and the served pipeline's item space, as cold items (on a background thread);
+        # every loaded version first gets the catalog's current items
+        self.cold_items = CatalogItemsFollower(self.store, self.catalog.store)
+        self.store.prepare = self.cold_items.prepare
+        self.index_listeners.append(self.cold_items.apply)
         # where to watch: every item's offers in memory, following the catalog store's
         # writes (no SQL per request); results carry them, filters restrict to them
         self.where = WhereToWatchService(AvailabilityIndex.from_store(self.catalog.store))
@@ -475,6 +481,7 @@ class SonaApp:
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
+        self.cold_items.close()
         self.catalog.store.close()
         self.search.close()
         self.sync.store.close()

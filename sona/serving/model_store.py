@@ -5,7 +5,10 @@ uses that object to the end, so a swap never mixes two versions inside one reque
 :class:`ModelStore` loads a new version on a background thread, warms it up with a real
 scoring call, and only then replaces the single ``_current`` reference (an atomic
 assignment), so in-flight and new requests never fail during a swap. The champion version
-comes from a resolver (the MLflow registry alias, polled) or is pinned.
+comes from a resolver (the MLflow registry alias, polled) or is pinned. Between versions,
+:meth:`ModelStore.update` swaps in the same version with a changed item space (cold catalog
+items, :mod:`sona.serving.catalog_items`), and ``prepare`` gives every loaded version the
+catalog's current items before it serves.
 """
 
 from __future__ import annotations
@@ -153,12 +156,15 @@ class ModelStore:
 
     def __init__(self, models_dir: str | Path, name: str, *,
                  resolver: Callable[[], str | None] | None = None, onnx_threads: int = 1,
-                 on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None) -> None:
+                 on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None,
+                 prepare: Callable[[LoadedModel], LoadedModel] | None = None) -> None:
         self.models_dir = Path(models_dir)
         self.name = name
         self.resolver = resolver
         self.onnx_threads = onnx_threads
         self.on_swap = on_swap
+        # applied to every loaded version before it serves (the catalog's cold items)
+        self.prepare = prepare
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()  # one load at a time; readers never take it
         self._loading: str | None = None
@@ -200,6 +206,8 @@ class ModelStore:
         try:
             start = time.perf_counter()
             model = load_bundle(self.bundle_path(version), onnx_threads=self.onnx_threads)
+            if self.prepare is not None:
+                model = self.prepare(model)
             warm_up(model)
             previous, self._current = self._current, model  # the atomic swap
             self.swaps += previous is not None
@@ -211,6 +219,25 @@ class ModelStore:
             return model
         finally:
             self._loading = None
+
+    def update(self, change: Callable[[LoadedModel], LoadedModel]) -> LoadedModel | None:
+        """Swap in ``change(current)`` (same version, e.g. with new cold items) atomically.
+
+        Runs under the load lock, so a version loading meanwhile is changed after it is
+        current, never lost; ``change`` must not modify its argument (requests use it).
+
+        Returns:
+            the model now served, or None when none is loaded yet (the next load's
+            ``prepare`` sees the change).
+        """
+        with self._lock:
+            current = self._current
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is not current:
+                self._current = changed  # the atomic swap
+            return changed
 
     def resolve(self) -> str | None:
         """The version the resolver wants served (None: no resolver or no champion)."""

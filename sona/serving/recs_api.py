@@ -270,17 +270,15 @@ class RecsHandler:
         return idx
 
     def similar(self, req: SimilarRequest) -> SimilarResponse:
-        """Nearest items in the item vector index (the item itself excluded)."""
+        """The pipeline's similar items (:meth:`Pipeline.similar_items`, the item itself and
+        removed items excluded): collaborative cosine between trained items, content cosine
+        where a cold catalog item is involved (:mod:`sona.pipeline.cold`)."""
         model = self.store.current
         flt = availability_filter(region=req.region)
         idx = self._item(model, req.content_id)
-        query = np.asarray(model.index_vectors[idx:idx + 1], np.float32)
         item_id = model.items.id(idx)
-        if not np.any(query):
-            return SimilarResponse(content_id=item_id, similar_content=[],
-                                   model_version=model.version)
         with self.metrics.time_source("similar_index"):
-            found = model.index.search(query, req.limit, exclude=np.array([item_id]))
+            found = model.pipeline.similar_items([item_id], k=req.limit)
         now = datetime.now(UTC)
         where = self.where
         return SimilarResponse(content_id=item_id, similar_content=[
@@ -304,8 +302,10 @@ class RecsHandler:
         with self.metrics.time_source("pipeline"):
             mixed = pipeline.blend_states([state], to_context(req.context), o.weight_array(),
                                           o.lora_boost)
+        # None where the source does not apply to the user or does not score the item
         comps = {s: float(np.clip(mixed.normalized[0, i, item], 0.0, 1.0))
-                 if mixed.weights[0, i] > 0 else None for i, s in enumerate(SOURCES)}
+                 if mixed.weights[0, i] > 0 and not np.isnan(mixed.normalized[0, i, item])
+                 else None for i, s in enumerate(SOURCES)}
         lora = float(mixed.lora[0, item])
         if state.is_cold(pipeline.config.cold_start_max_events) or mixed.weights.sum() == 0:
             score = float(pipeline.popularity_share()[item])
