@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from sona import tracing
 from sona.data.interactions import Interactions
-from sona.errors import ConfigError
+from sona.errors import ConfigError, UnknownIdError
 from sona.lora.adapter import LoRAConfig, init_base_matrix
 from sona.models.base import Recommender
 from sona.models.export import NotExportableError, ScorerExport
@@ -665,6 +665,9 @@ class Pipeline(CatalogItems, Recommender[PipelineConfig]):
         delta = self.delta()
         if delta is None:
             return self.models_.models[0]._similar_items(item_idx)
+        gone = np.intersect1d(item_idx, delta.removed)
+        if len(gone):  # a removed item is no longer in the catalog
+            raise UnknownIdError("item", self.items_.ids(gone).tolist())
         return delta.similarity(self.models_.models[0], item_idx, self.features_.vectors)
 
     def fit_metrics(self) -> dict[str, float]:

@@ -101,6 +101,8 @@ class CatalogItemsFollower:
         gone = [c for c in deleted if self.catalog.find(c) is None]
         out = self._changed(model, [i for i, k in zip(items, known, strict=True) if not k],
                             gone)
+        if model.pipeline.config.content.source == "text":  # load the encoder off requests
+            self._executor.submit(self._warm_encoder, model.pipeline)
         delta = out.pipeline.delta()
         if delta is not None:
             log.info("catalog applied to %s v%s: %d cold items, %d removed", model.name,
@@ -146,6 +148,13 @@ class CatalogItemsFollower:
         if removed:
             new.remove_items(removed)
         return replace(model, pipeline=new)
+
+    def _warm_encoder(self, pipeline: Pipeline) -> None:
+        try:
+            with self._lock:
+                self._encoder(pipeline).encode(["warm up the catalog item encoder"])
+        except Exception as exc:  # the first catalog write loads it instead
+            log.warning("catalog item encoder warm-up failed: %s", exc)
 
     def _encoder(self, pipeline: Pipeline) -> Any:
         content = pipeline.config.content

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sona.data.interactions import Interactions
-from sona.errors import NotFittedError
+from sona.errors import NotFittedError, UnknownIdError
 from sona.models.base import Recommender
 from sona.models.generators import GeneratorSpec
 from sona.pipeline import Pipeline
@@ -85,9 +85,10 @@ def test_removed_items_never_come_back(pipe: Pipeline) -> None:
     pipe.remove_items([NEW, trained_top, "not-in-the-catalog"])
     after = [str(i) for i in pipe.recommend([user], k=10).ids[0]]
     assert NEW not in after and trained_top not in after and len(after) == 10
-    for query in (str(top[2]), NEW):
-        similar = [str(i) for i in pipe.similar_items([query], k=50).ids[0]]
-        assert NEW not in similar and trained_top not in similar
+    similar = [str(i) for i in pipe.similar_items([str(top[2])], k=50).ids[0]]
+    assert NEW not in similar and trained_top not in similar
+    with pytest.raises(UnknownIdError, match=NEW):  # no longer in the catalog
+        pipe.similar_items([NEW])
     # a cold-start list and a candidate filter leave them out as well
     cold = pipe.rank([pipe.state("someone-new")], 10).idx[0]
     assert pipe.items_.number(trained_top) not in cold
