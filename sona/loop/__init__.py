@@ -7,6 +7,7 @@ hot swap). ``notebooks/06-closed-loop.ipynb`` and ``tests/serving/test_closed_lo
 tell the story end to end.
 """
 
+from sona.loop.plots import plot_before_after
 from sona.loop.retrain import (
     LOOP_EXPERIMENT,
     LOOP_MODEL,
@@ -24,6 +25,7 @@ from sona.loop.viewers import (
     ServedLists,
     Viewing,
     WatchLog,
+    compare_hits,
     hidden_tastes,
     hit_rates,
     make_viewers,
@@ -33,7 +35,8 @@ from sona.loop.viewers import (
 
 __all__ = [
     "LOOP_EXPERIMENT", "LOOP_MODEL", "PROMOTION_METRIC", "LoopConfig", "LoopServers",
-    "Retrained", "ServedLists", "Viewing", "WatchLog", "hidden_tastes", "hit_rates",
-    "loop_experiment", "loop_tracking", "make_viewers", "retrain", "start_loop",
+    "Retrained", "ServedLists", "Viewing", "WatchLog", "compare_hits", "hidden_tastes",
+    "hit_rates", "loop_experiment", "loop_tracking", "make_viewers", "plot_before_after",
+    "retrain", "start_loop",
     "train_and_promote", "wait_for_version", "watch",
 ]

@@ -46,6 +46,7 @@ from sona.ab.simulate import Client
 from sona.ab.users import SyntheticUsers
 from sona.data.sources import MovieLens
 from sona.errors import SonaError
+from sona.experiments.stats import PairedComparison, compare
 from sona.metrics import hit_rate_at_k
 from sona.types import PAD_STR
 
@@ -210,6 +211,16 @@ def hit_rates(client: Client, viewers: SyntheticUsers, relevant: Sequence[Sequen
     return ServedLists(lists, hits, {str(r["model_version"]) for r in results}, strategies)
 
 
+def compare_hits(after: ServedLists, before: ServedLists, *, seed: int = 0
+                 ) -> PairedComparison:
+    """Paired bootstrap CI (and Wilcoxon) of ``after - before`` over the same viewers.
+
+    Viewers with nothing liked left to find (NaN) are dropped from both sides.
+    """
+    return compare(after.hits, before.hits, name_a="after", name_b="before",
+                   metric="hit_rate", seed=seed)
+
+
 def wait_for_version(client: Client, user_id: str, version: str, *,
                      timeout_s: float = 120.0) -> None:
     """Ask for ``user_id``'s list until ``version`` answers (a hot swap is asynchronous).
@@ -228,5 +239,5 @@ def wait_for_version(client: Client, user_id: str, version: str, *,
     raise SonaError(f"the server still serves v{seen}, not v{version}, after {timeout_s} s")
 
 
-__all__ = ["LoopConfig", "ServedLists", "Viewing", "WatchLog", "hidden_tastes", "hit_rates",
-           "make_viewers", "wait_for_version", "watch"]
+__all__ = ["LoopConfig", "ServedLists", "Viewing", "WatchLog", "compare_hits", "hidden_tastes",
+           "hit_rates", "make_viewers", "wait_for_version", "watch"]
