@@ -39,10 +39,10 @@ def plot_before_after(comparisons: Mapping[str, PairedComparison], *,
         left.text(r.mean_b, i + height / 2, f" {r.mean_b:.3f}", va="center", fontsize=8)
         left.text(r.mean_a, i - height / 2, f" {r.mean_a:.3f}", va="center", fontsize=8)
     left.set_yticks(y, labels)
-    left.invert_yaxis()
-    left.set_xlim(0, 1.12)
+    left.set_ylim(len(rows) - 0.5, -0.5)  # first setting on top
+    left.set_xlim(0, 1.35)
     left.set_xlabel(f"hit rate@{k} on hidden tastes (n = {rows[0].n} viewers)")
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="center right", fontsize=8)
     diffs = np.array([r.mean_diff for r in rows])
     err = np.array([[r.mean_diff - r.ci_low for r in rows], [r.ci_high - r.mean_diff
                                                               for r in rows]])
@@ -53,11 +53,12 @@ def plot_before_after(comparisons: Mapping[str, PairedComparison], *,
                        (r.mean_diff, i), textcoords="offset points", xytext=(0, 9),
                        ha="center", fontsize=8)
     right.set_yticks(y, [""] * len(rows))
-    right.invert_yaxis()
+    right.set_ylim(len(rows) - 0.5, -0.8)  # room for the top annotation
     right.set_xlabel(f"after - before ({rows[0].confidence:.0%} paired bootstrap CI)")
     right.grid(axis="x", alpha=0.3)
     fig.suptitle("The loop closes: the champion retrained on served viewing")
     fig.tight_layout()
+    plt.close(fig)  # returned, not shown: a notebook displays it once
     return fig
 
 
