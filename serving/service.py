@@ -215,20 +215,20 @@ class Sona:
     # --- search (GET/PUT/DELETE routes: sona.serving.search_http) ---------------------
 
     @bentoml.api(route="/api/v1/search")
-    @declare(response=SearchResponse, errors=(503,), tag="search",
+    @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Hybrid search (keyword + vector, personalised)")
     def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search", lambda: self.app.search.handler.search(body))
 
     @bentoml.api(route="/api/v1/search/vector")
-    @declare(response=SearchResponse, errors=(503,), tag="search",
+    @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Vector-only search (debug/eval)")
     def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search_vector",
                            lambda: self.app.search.handler.search_vector(body))
 
     @bentoml.api(route="/api/v1/search/keyword")
-    @declare(response=SearchResponse, errors=(503,), tag="search",
+    @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Keyword-only search (debug/eval)")
     def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
         return self._reply(ctx, "search_keyword",
@@ -262,7 +262,10 @@ class Sona:
 
 
 Sona.add_asgi_middleware(ValidationErrorBody)
-Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes)
+# a 405's Allow lists what every app declares on the path, not only the answering router's
+Sona.add_asgi_middleware(RequestLimits, max_body_bytes=CONFIG.max_body_bytes,
+                         declared=lambda: [(d.operation.method, d.path)
+                                           for d in service_operations(Sona)])
 # every 503 (database down, no model, shutting down) tells clients when to come back
 Sona.add_asgi_middleware(RetryAfter, seconds=CONFIG.resilience.retry_after_s)
 # no mutating route without credentials, and rate limits, for every route (sona.serving.access)

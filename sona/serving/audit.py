@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Float, Integer, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sona.db import make_engine
+from sona.wire import QueryTimestamp
 
 if TYPE_CHECKING:
     from sona.catalog.store import CatalogStore
@@ -118,7 +119,8 @@ def _record(row: _AuditRow) -> AuditRecord:
 class AuditFilter(BaseModel):
     """Filters of an audit query (``GET /api/v1/admin/audit`` query, ``sona audit`` options).
 
-    Times are ISO-8601 (a time without zone is UTC) or Unix seconds; ``since <= t < until``.
+    Times are ISO-8601 (a time without zone is UTC) or Unix seconds; ``since <= t < until``,
+    so ``until`` at or before ``since`` is an empty window: no rows, not an error.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -128,16 +130,9 @@ class AuditFilter(BaseModel):
     action: str | None = Field(None, max_length=64, description="e.g. `content_updated`")
     resource_type: str | None = Field(None, max_length=64, description="e.g. `content`")
     resource_id: str | None = Field(None, max_length=256)
-    since: datetime | None = Field(None, description="earliest time, inclusive")
-    until: datetime | None = Field(None, description="latest time, exclusive")
+    since: QueryTimestamp | None = Field(None, description="earliest time, inclusive")
+    until: QueryTimestamp | None = Field(None, description="latest time, exclusive")
     limit: int = Field(100, ge=1, le=1000, description="most rows returned")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> AuditFilter:
-        if self.since is not None and self.until is not None and \
-                _utc(self.since) >= _utc(self.until):
-            raise ValueError("since must be earlier than until")
-        return self
 
 
 class AuditEntry(BaseModel):

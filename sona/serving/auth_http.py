@@ -42,7 +42,7 @@ from sona.serving.users import MAX_PASSWORD, User
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class RegisterRequest(BaseModel):

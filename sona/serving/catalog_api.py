@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from sona.catalog.schema import (
     PLATFORMS,
@@ -44,6 +45,7 @@ from sona.ingest.webhooks import (
     WebhookService,
 )
 from sona.serving.errors import ApiError
+from sona.wire import INT, Bool, DateTime, Number
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,14 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
 """API-key scope each handler method needs (``None``: HMAC-signed webhook intake)."""
 
 
+#: highest purchase or rental price of an offer (a larger one is a typing error)
+MAX_PRICE = 1_000_000.0
 #: JSON Schema of a genre list: canonical genres (mapped platform labels are accepted too)
 _GENRE_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": list(GENRES)}}
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class ImagesModel(_Model):
@@ -83,12 +87,16 @@ class CreateContentRequest(_Model):
     platform: str = Field(json_schema_extra={"enum": list(PLATFORMS)})
     platform_content_id: str = Field(min_length=1)
     overview: str | None = None
-    release_year: int | None = Field(default=None, ge=1870, le=2100)
-    runtime_minutes: int | None = Field(default=None, ge=0)
+    release_year: Annotated[int, Field(ge=1870, le=2100), *INT] | None = None
+    runtime_minutes: Annotated[int, Field(ge=0, le=100_000), *INT] | None = None
     # canonical or any mapped platform label (the schema lists the canonical ones)
     genres: list[str] = Field(default_factory=list, json_schema_extra=_GENRE_ITEMS)
-    rating: float | None = Field(default=None, ge=0, le=10)  # average rating, 0-10
+    rating: Number | None = Field(default=None, ge=0, le=10)  # average rating, 0-10
     images: ImagesModel = Field(default_factory=ImagesModel)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # the null default means "absent"; null itself is refused
 
 
 class PatchContentRequest(_Model):
@@ -97,11 +105,21 @@ class PatchContentRequest(_Model):
     # an empty patch is a 400 (empty_patch): the schema says so with minProperties
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    title: str | None = Field(default=None, min_length=1, max_length=500)
+    # absent: unchanged; an item always has a title, so null is refused (the schema says so)
+    title: Annotated[str, Field(min_length=1, max_length=500)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default)
     overview: str | None = None
     genres: list[str] | None = Field(default=None, json_schema_extra=_GENRE_ITEMS)
-    rating: float | None = Field(default=None, ge=0, le=10)
-    images: ImagesModel | None = None
+    rating: Number | None = Field(default=None, ge=0, le=10)
+    # null would change nothing (images are replaced key by key): refused like title's
+    images: ImagesModel | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+
+    @field_validator("title", "images")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # runs only for a given value: leaving the field out keeps it
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it")
+        return value
 
 
 class AvailabilityRequest(_Model):
@@ -111,23 +129,24 @@ class AvailabilityRequest(_Model):
     it may be left out when the item is offered by exactly one platform.
     """
 
-    platform: str | None = None
-    regions: list[str] = Field(default_factory=list)
-    subscription_required: bool = False
-    purchase_price: float | None = Field(default=None, ge=0)
-    rental_price: float | None = Field(default=None, ge=0)
-    currency: str = "USD"
-    available_from: datetime | None = None
-    available_until: datetime | None = None
+    platform: Annotated[str, Field(json_schema_extra={"enum": list(PLATFORMS)})] | None = None
+    regions: list[Annotated[str, Field(pattern="^[A-Za-z]{2}$")]] = Field(
+        default_factory=list, max_length=300, description="ISO 3166-1 alpha-2 codes")
+    subscription_required: Bool = False
+    purchase_price: Number | None = Field(default=None, ge=0, le=MAX_PRICE)
+    rental_price: Number | None = Field(default=None, ge=0, le=MAX_PRICE)
+    currency: str = Field("USD", pattern="^[A-Z]{3}$", description="ISO 4217 code")
+    available_from: DateTime | None = None
+    available_until: DateTime | None = None
 
 
 class RegisterWebhookRequest(_Model):
     """``POST /api/v1/webhooks/register`` body."""
 
     platform: str = Field(json_schema_extra={"enum": list(PLATFORMS)})
-    secret: str
-    rate_limit: int | None = Field(default=None, ge=1)
-    enabled: bool = True
+    secret: str = Field(min_length=16, description="HMAC key: at least 16 characters")
+    rate_limit: Annotated[int, Field(ge=1, le=1_000_000), *INT] | None = None
+    enabled: Bool = True
 
 
 class ContentResponse(_Model):

@@ -37,6 +37,7 @@ from sona.serving.asgi import parse_query
 from sona.serving.errors import ApiError
 from sona.serving.process import REPO_ROOT
 from sona.serving.routing import Operation, api_mount, api_route
+from sona.wire import WHITESPACE
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -53,8 +54,9 @@ N_VIEWERS = 50  # viewers offered by the picker
 class ItemsQuery(BaseModel):
     """``?ids=`` of ``/console/api/items``: 1 to :data:`MAX_ITEMS` comma-separated ids."""
 
-    model_config = ConfigDict(extra="forbid")
-    ids: str = Field(pattern=rf"^[^,\s]+(,[^,\s]+){{0,{MAX_ITEMS - 1}}}$",
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    # no blanks: WHITESPACE written out, so document and server read the class alike
+    ids: str = Field(pattern=rf"^[^,{WHITESPACE}]+(,[^,{WHITESPACE}]+){{0,{MAX_ITEMS - 1}}}$",
                      description=f"1 to {MAX_ITEMS} comma-separated item ids, no blanks")
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -43,6 +42,7 @@ from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
 from sona.serving.recs_api import RankOverrides, RecsHandler
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, UserId
+from sona.wire import INT, NOT_BLANK, Number, Timestamp
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -65,23 +65,23 @@ class ExperimentsConfig:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", str_strip_whitespace=True)
 
 
 class VariantIn(_Request):
     """One arm: name, weight (weights sum to 1), serving config (see VariantConfig)."""
 
-    name: str = Field(min_length=1, max_length=64)
-    weight: float = Field(ge=0.0, le=1.0)
+    name: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
+    weight: Number = Field(ge=0.0, le=1.0)
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class CreateExperimentRequest(_Request):
     """``POST /api/v1/experiments``."""
 
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
     description: str | None = Field(None, max_length=2000)
-    traffic_allocation: float = Field(1.0, gt=0.0, le=1.0)
+    traffic_allocation: Number = Field(1.0, gt=0.0, le=1.0)
     variants: list[VariantIn] = Field(min_length=2, max_length=20)
     primary_metric: MetricName = "click"
 
@@ -90,7 +90,7 @@ class UpdateExperimentRequest(_Request):
     """``PATCH /api/v1/experiments/{id}`` (structure only while draft)."""
 
     description: str | None = Field(None, max_length=2000)
-    traffic_allocation: float | None = Field(None, gt=0.0, le=1.0)
+    traffic_allocation: Number | None = Field(None, gt=0.0, le=1.0)
     variants: list[VariantIn] | None = Field(None, min_length=2, max_length=20)
     primary_metric: MetricName | None = None
 
@@ -106,16 +106,15 @@ class StatusRequest(_Request):
 class EventIn(_Request):
     """One outcome; ``timestamp`` ISO-8601 or Unix seconds (default: when received)."""
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
     user_id: UserId
     metric: MetricName
-    value: float = 1.0
+    value: Number = 1.0
     item_id: UserId | None = None
-    position: int | None = Field(None, ge=0, le=1000)
+    position: Annotated[int, Field(ge=0, le=1000), *INT] | None = None
     exposure_id: str | None = Field(None, max_length=36)
     experiment_id: str | None = Field(None, max_length=36)
-    timestamp: datetime | None = Field(None, json_schema_extra={"anyOf": [
-        {"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}]})
+    timestamp: Timestamp | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -131,7 +130,7 @@ class ConversionRequest(_Request):
     experiment_id: str | None = Field(None, max_length=36)
     user_id: UserId
     metric_name: MetricName
-    value: float = 1.0
+    value: Number = 1.0
     metadata: dict[str, Any] | None = None
     event_id: str | None = Field(None, max_length=128)
 

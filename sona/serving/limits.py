@@ -9,8 +9,11 @@ before validation rejected it; ``multipart/form-data`` without a boundary answer
 - **415** when a request with a body is not JSON: every SONA route takes JSON
   (``application/json`` or a ``+json`` type);
 - **405** stays 405, but a plain-text 405 from a router becomes the JSON error body every
-  other error has, keeping its ``Allow`` header; likewise a plain-text **404** (no route,
-  no file), so every error answer has the documented body (``sona.serving.routing``).
+  other error has; likewise a plain-text **404** (no route, no file), so every error answer
+  has the documented body (``sona.serving.routing``). The 405's ``Allow`` lists every method
+  the route table declares on the path: one path can be served by several apps (``POST
+  /api/v1/experiments`` a BentoML API, ``GET`` a mounted route), and the router that answers
+  405 knows only its own.
 
 Bodies are the :class:`~sona.serving.errors.ApiError` shape ``{"error", "message", ...}``.
 """
@@ -18,12 +21,17 @@ Bodies are the :class:`~sona.serving.errors.ApiError` shape ``{"error", "message
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: methods whose requests carry a body worth checking
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: the order of methods in an ``Allow`` header
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -55,11 +63,31 @@ class RequestLimits:
     Args:
         app: the wrapped ASGI app.
         max_body_bytes: largest accepted request body, bytes.
+        declared: the service's ``(method, path)`` declarations (read once, on the first
+            405); None: a 405 keeps the answering router's ``Allow``.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 declared: Callable[[], Iterable[tuple[str, str]]] | None = None) -> None:
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
+        self._declared_source = declared
+        self._declared: list[tuple[str, str, re.Pattern[str]]] | None = None
+
+    def allowed(self, path: str) -> list[str]:
+        """Every method declared on ``path`` (``HEAD`` with ``GET``); empty without a table."""
+        if self._declared_source is None:
+            return []
+        if self._declared is None:
+            self._declared = [(m.upper(), p, compile_path(p)[0])
+                              for m, p in self._declared_source()]
+        # a literal path wins over a template it also fits (OpenAPI's rule): /webhooks/stats
+        # is its own resource, not /webhooks/{platform}
+        literal = {m for m, p, _ in self._declared if p == path}
+        found = literal or {m for m, _, regex in self._declared if regex.match(path)}
+        if "GET" in found:
+            found.add("HEAD")
+        return [m for m in _METHOD_ORDER if m in found]
 
     def _too_large(self, size: str) -> dict[str, Any]:
         return {"error": "payload_too_large",
@@ -99,7 +127,7 @@ class RequestLimits:
                     f"over {self.max_body_bytes} bytes (chunked)"))
                 return
             receive = _replay(buffered, receive)
-        await self.app(scope, receive, _json_405(send))
+        await self.app(scope, receive, _json_405(send, lambda: self.allowed(scope["path"])))
 
     async def _buffer(self, receive: Receive) -> list[Message] | None:
         """The body messages, or None once they exceed the limit (nothing more is read)."""
@@ -126,8 +154,9 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-def _json_405(send: Send) -> Send:
-    """A ``send`` that turns a non-JSON 404 or 405 response into the JSON error body."""
+def _json_405(send: Send, declared: Callable[[], list[str]]) -> Send:
+    """A ``send`` that turns a non-JSON 404 or 405 response into the JSON error body, the
+    405's ``Allow`` into the ``declared`` methods when there are any."""
     state: dict[str, Any] = {"rewrite": False}
 
     async def wrapped(message: Message) -> None:
@@ -143,6 +172,9 @@ def _json_405(send: Send) -> Send:
             if not types or not _is_json(bytes(types[0]).decode("latin-1")):
                 allow = [(k, v) for k, v in headers if k.lower() == b"allow"]
                 methods = ", ".join(bytes(v).decode("latin-1") for _, v in allow)
+                if listed := declared():
+                    methods = ", ".join(listed)
+                    allow = [(b"allow", methods.encode("latin-1"))]
                 state["rewrite"] = True
                 await _reply(send, 405, {
                     "error": "method_not_allowed",

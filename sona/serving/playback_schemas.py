@@ -9,17 +9,18 @@ in the OpenAPI document (:mod:`sona.serving.routing`), so validation and documen
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sona.events import CONTENT_TYPES, completion_of
 from sona.serving.schemas import ContentId, UserId
+from sona.wire import INT, NOT_BLANK, Bool, Number, Timestamp
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2, e.g. US")]
-EventId = Annotated[str, Field(min_length=1, max_length=128)]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=NOT_BLANK)]
 SessionId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Quality = Literal["auto", "SD", "HD", "UHD", "HDR"]
 EventType = Literal[
@@ -36,7 +37,7 @@ MAX_DURATION_S = 86_400.0
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", str_strip_whitespace=True)
 
 
 # --- playback ---------------------------------------------------------------------------
@@ -47,7 +48,7 @@ class StartSessionRequest(_Request):
     user_id: UserId
     content_id: ContentId
     device_id: DeviceId
-    duration_seconds: float = Field(gt=0, le=MAX_DURATION_S, description="title length")
+    duration_seconds: Number = Field(gt=0, le=MAX_DURATION_S, description="title length")
     quality: Quality = "auto"
     region: Region | None = None
 
@@ -61,14 +62,14 @@ class SessionPath(_Request):
 class HeartbeatRequest(_Request):
     """``POST .../sessions/{session_id}/heartbeat``: where playback is now."""
 
-    position_seconds: float = Field(ge=0, le=MAX_DURATION_S)
-    paused: bool | None = Field(None, description="true pauses, false resumes; logged")
+    position_seconds: Number = Field(ge=0, le=MAX_DURATION_S)
+    paused: Bool | None = Field(None, description="true pauses, false resumes; logged")
 
 
 class StopRequest(_Request):
     """``POST .../sessions/{session_id}/stop``: the final position."""
 
-    position_seconds: float = Field(ge=0, le=MAX_DURATION_S)
+    position_seconds: Number = Field(ge=0, le=MAX_DURATION_S)
 
 
 class SessionResponse(BaseModel):
@@ -108,9 +109,9 @@ class ProgressRequest(_Request):
 
     user_id: UserId
     content_id: ContentId
-    platform_id: str | None = Field(None, min_length=1, max_length=64)
-    progress_seconds: float = Field(ge=0, le=MAX_DURATION_S)
-    duration_seconds: float = Field(gt=0, le=MAX_DURATION_S)
+    platform_id: str | None = Field(None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    progress_seconds: Number = Field(ge=0, le=MAX_DURATION_S)
+    duration_seconds: Number = Field(gt=0, le=MAX_DURATION_S)
     device_id: DeviceId
     event_id: EventId | None = Field(
         None, description="idempotency key of the logged event (a retry stores it once)")
@@ -169,23 +170,49 @@ class EventMetadata(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    rating: int | None = Field(default=None, ge=1, le=5, description="content_rating: 1-5")
-    completion_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    position_seconds: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
-    duration_seconds: float | None = Field(default=None, gt=0, le=MAX_DURATION_S)
-    is_rewatch: bool = False
-    dismissed: bool = False
+    rating: Annotated[int, Field(ge=1, le=5), *INT] | None = Field(
+        default=None, description="content_rating: 1-5")
+    completion_rate: Number | None = Field(default=None, ge=0.0, le=1.0)
+    position_seconds: Number | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    duration_seconds: Number | None = Field(default=None, gt=0, le=MAX_DURATION_S)
+    is_rewatch: Bool = False
+    dismissed: Bool = False
+
+
+def _when(event_types: list[str], then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"required": ["event_type"],
+                   "properties": {"event_type": {"enum": event_types}}}, "then": then}
+
+
+#: what an event type needs besides the common fields (``EventIn._consistent`` checks the
+#: same): a content id; a rating's ``metadata.rating``; a progress or abandon event's
+#: completion (``completion_rate``, or ``position_seconds`` with ``duration_seconds``)
+_EVENT_RULES: dict[str, Any] = {"allOf": [
+    _when(sorted(CONTENT_TYPES), {"required": ["content_id"],
+                                  "properties": {"content_id": {"not": {"type": "null"}}}}),
+    _when(["content_rating"], {"required": ["metadata"], "properties": {"metadata": {
+        "required": ["rating"], "properties": {"rating": {"type": "integer"}}}}}),
+    _when(["playback_progress", "playback_abandon"], {"required": ["metadata"], "properties": {
+        "metadata": {"anyOf": [
+            {"required": ["completion_rate"],
+             "properties": {"completion_rate": {"type": "number"}}},
+            {"required": ["position_seconds", "duration_seconds"],
+             "properties": {"position_seconds": {"type": "number"},
+                            "duration_seconds": {"type": "number"}}}]}}}),
+]}
 
 
 class EventIn(_Request):
     """One user-activity event (SPEC §5 fields); ``timestamp`` defaults to arrival time."""
+
+    model_config = ConfigDict(json_schema_extra=_EVENT_RULES)
 
     event_id: EventId = Field(description="client-made unique id: a resent event is "
                                            "acknowledged again and stored once")
     user_id: UserId
     event_type: EventType
     content_id: ContentId | None = None
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     metadata: EventMetadata = Field(default_factory=EventMetadata)
     device_id: DeviceId | None = None
     region: Region | None = None
@@ -233,7 +260,7 @@ class EventsQuery(_Request):
     """``?user_id=&after_seq=&limit=`` of ``GET /api/v1/events/log``."""
 
     user_id: UserId
-    after_seq: int = Field(0, ge=0, description="cursor: the last seq already read")
+    after_seq: int = Field(0, ge=0, le=2**63 - 1, description="cursor: the last seq already read")
     limit: int = Field(100, ge=1, le=1000)
 
 

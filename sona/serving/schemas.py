@@ -21,6 +21,8 @@ from pydantic import (
 )
 
 from sona.catalog.availability import WhereToWatch
+from sona.catalog.schema import PLATFORMS
+from sona.wire import INT, NOT_BLANK, Bool, Int, Number, Timestamp
 
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 DeviceType = Literal["tv", "mobile", "desktop", "tablet"]
@@ -31,7 +33,7 @@ RecommendationType = Literal["collaborative", "content_based", "graph_based", "c
 
 #: the wire form of an id: 1-128 characters, not all blank, or an integer of at most 128 digits
 _ID_SCHEMA = WithJsonSchema({"anyOf": [
-    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"\S"},
+    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": NOT_BLANK},
     {"type": "integer", "minimum": -(10**127 - 1), "maximum": 10**128 - 1}]})
 
 
@@ -45,13 +47,15 @@ def _id_text(value: Any) -> Any:
 
 
 UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
-                                                            pattern=r"\S"), _ID_SCHEMA]
+                                                            pattern=NOT_BLANK), _ID_SCHEMA]
 ContentId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
-                                                            pattern=r"\S"), _ID_SCHEMA]
+                                                            pattern=NOT_BLANK), _ID_SCHEMA]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # patterns run on Python's re, as the document's validators read them (Rust's regex, the
+    # default, differs: `$` before a final newline, \x1c-\x1f as non-space)
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", str_strip_whitespace=True)
 
 
 class RecommendationContext(_Request):
@@ -62,10 +66,17 @@ class RecommendationContext(_Request):
     device_type: DeviceType | None = None
     viewing_with: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
                                                                      max_length=20)
-    weekday: int | None = Field(None, ge=0, le=6, description="0 = Monday ... 6 = Sunday")
-    hour: int | None = Field(None, ge=0, le=23,
+    weekday: Annotated[int, Field(ge=0, le=6), *INT] | None = Field(
+        None, description="0 = Monday ... 6 = Sunday")
+    hour: Annotated[int, Field(ge=0, le=23), *INT] | None = Field(
+        None,
                              description="local hour; takes precedence over time_of_day")
 
+
+#: a platform filter: a canonical platform name (``sona.catalog.schema.PLATFORMS``); the
+#: handler also takes the labels of ``sona.search.filters.PLATFORM_ALIASES`` ("Disney+")
+PlatformName = Annotated[str, Field(min_length=1, max_length=32,
+                                    json_schema_extra={"enum": list(PLATFORMS)})]
 
 #: ISO 3166-1 alpha-2 region of a request's "where to watch" (None: "US")
 Region = Annotated[str, Field(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")]
@@ -79,10 +90,10 @@ class WatchFilters(_Request):
     is still ``limit`` long. ``region`` alone filters nothing: it picks the offers shown.
     """
 
-    platforms: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
-        default_factory=list, max_length=11, description="any of these platforms")
+    platforms: list[PlatformName] = Field(
+        default_factory=list, max_length=len(PLATFORMS), description="any of these platforms")
     region: Region | None = Field(None, description="where to watch; default US")
-    available_now: bool = Field(False, description="only items watchable now in region")
+    available_now: Bool = Field(False, description="only items watchable now in region")
 
 
 class RecommendationRequest(WatchFilters):
@@ -90,11 +101,11 @@ class RecommendationRequest(WatchFilters):
 
     user_id: UserId
     context: RecommendationContext | None = None
-    limit: int = Field(20, ge=1, le=100)
-    exclude_watched: bool = True
+    limit: Int = Field(20, ge=1, le=100)
+    exclude_watched: Bool = True
     # weight of diversity in MMR re-ranking: λ = 1 - threshold, 0 = pure relevance;
     # None: the served pipeline's fitted λ
-    diversity_threshold: float | None = Field(
+    diversity_threshold: Number | None = Field(
         None, ge=0.0, le=1.0, validation_alias=AliasChoices("diversity_threshold", "diversity"))
 
 
@@ -102,8 +113,8 @@ class BatchRecommendationRequest(WatchFilters):
     """``POST /api/v1/recommendations/batch`` (offline evaluation, one batched pass)."""
 
     user_ids: list[UserId] = Field(min_length=1, max_length=1000)
-    limit: int = Field(20, ge=1, le=100)
-    exclude_watched: bool = True
+    limit: Int = Field(20, ge=1, le=100)
+    exclude_watched: Bool = True
 
 
 class Recommendation(BaseModel):
@@ -141,7 +152,7 @@ class SimilarRequest(_Request):
     """``POST /api/v1/recommendations/similar``."""
 
     content_id: ContentId
-    limit: int = Field(10, ge=1, le=100)
+    limit: Int = Field(10, ge=1, le=100)
     region: Region | None = Field(None, description="where to watch; default US")
 
 
@@ -194,11 +205,15 @@ class ViewingEventIn(_Request):
     """One viewing event (SPEC §1 ViewingEvent); ``timestamp`` ISO-8601 or Unix seconds."""
 
     content_id: ContentId
-    timestamp: datetime
-    completion_rate: float = Field(ge=0.0, le=1.0)
-    rating: int | None = Field(None, ge=1, le=5)
-    is_rewatch: bool = False
-    dismissed: bool = False
+    timestamp: Timestamp
+    completion_rate: Number = Field(ge=0.0, le=1.0)
+    rating: Annotated[int, Field(ge=1, le=5), *INT] | None = None
+    is_rewatch: Bool = False
+    dismissed: Bool = False
+
+
+#: a genre label of a sign-up: not blank (labels are stripped)
+GenreLabel = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
 
 
 class ProfileUpdateRequest(_Request):
@@ -211,8 +226,7 @@ class ProfileUpdateRequest(_Request):
 
     user_id: UserId
     viewing_events: list[ViewingEventIn] = Field(default_factory=list, max_length=1000)
-    signup_genres: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        None, max_length=24)
+    signup_genres: list[GenreLabel] | None = Field(None, max_length=24)
 
     @model_validator(mode="after")
     def _something_to_update(self) -> ProfileUpdateRequest:
@@ -236,7 +250,7 @@ class LoraTrainRequest(_Request):
     """``POST /api/v1/lora/train``; ``force`` ignores the minimum retrain interval."""
 
     user_id: UserId
-    force: bool = False
+    force: Bool = False
 
 
 class LoraTrainResponse(BaseModel):
@@ -255,7 +269,7 @@ class ReloadRequest(_Request):
     """``POST /admin/reload``: a version to load (default: the registry's champion)."""
 
     version: str | None = Field(None, max_length=32)
-    wait: bool = False
+    wait: Bool = False
 
 
 __all__ = [

@@ -26,17 +26,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sona import tracing
 from sona.catalog.availability import AvailabilityFilter, WhereToWatch
-from sona.catalog.schema import utcnow
+from sona.catalog.schema import PLATFORMS, utcnow
 from sona.errors import NotFittedError, UnknownIdError
+from sona.genres import GENRES
 from sona.search.analytics import SearchAnalytics
 from sona.search.engine import SearchEngine, SearchResult
-from sona.search.filters import SearchFilters
+from sona.search.filters import MATURITY_RATINGS, SearchFilters
 from sona.search.fusion import PERSONALIZATION_BOOSTS, RankingConfig
 from sona.search.ranking_store import RankingStore
 from sona.serving.errors import ApiError
 from sona.serving.metrics import serving_metrics
 from sona.serving.resilience import CircuitBreaker
+from sona.serving.schemas import PlatformName
 from sona.serving.where_to_watch import WhereToWatchService, availability_filter
+from sona.wire import NOT_BLANK, Bool, Int, Number
 
 log = logging.getLogger(__name__)
 
@@ -44,42 +47,57 @@ UserVectors = Callable[[str], NDArray[np.float32] | None]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class Range(_Model):
     """Inclusive numeric range; either end may be open."""
 
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = None
+    max: Number | None = None
+
+
+class RatingRange(Range):
+    """Inclusive range of average ratings, both ends within 0-10."""
+
+    min: Number | None = Field(None, ge=0, le=10)
+    max: Number | None = Field(None, ge=0, le=10)
 
 
 class FiltersModel(_Model):
     """Request filters (SPEC §3.3); unknown values are a 400 naming them."""
 
-    genres: list[str] = Field(default_factory=list)
-    platforms: list[str] = Field(default_factory=list)
+    # canonical genres, maturity ratings (the schema lists them; the handler also takes mapped
+    # labels such as "Sci-Fi" and "PG-13")
+    genres: list[str] = Field(default_factory=list, json_schema_extra={
+        "items": {"type": "string", "enum": list(GENRES)}})
+    platforms: list[PlatformName] = Field(default_factory=list, max_length=len(PLATFORMS))
     year_range: Range | None = None
-    rating_range: Range | None = None
+    rating_range: RatingRange | None = None
     runtime_range: Range | None = None
-    content_rating_limit: str | None = None
+    content_rating_limit: str | None = Field(None, json_schema_extra={
+        "anyOf": [{"type": "string", "enum": list(MATURITY_RATINGS)}, {"type": "null"}]})
     # where to watch (sona.serving.where_to_watch): platforms/available_now keep the items
     # with an offer live now in `region` (default US); region alone picks the offers shown
     region: str | None = Field(default=None, min_length=2, max_length=2,
                                pattern="^[A-Za-z]{2}$")
-    available_now: bool = False
+    available_now: Bool = False
 
 
 class SearchRequest(_Model):
     """``POST /api/v1/search`` body."""
 
     # not blank; the engine's max_query_length (default 500) is checked by the handler
-    query: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    query: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK)
     filters: FiltersModel | None = None
-    page: int = Field(default=1, ge=1)
-    page_size: int = Field(default=20, ge=1, le=100)
+    page: Int = Field(default=1, ge=1)
+    page_size: Int = Field(default=20, ge=1, le=100)
     user_id: str | None = None
-    experiment_variant: str | None = None
+    # a personalisation boost or an active ranking variant; another name is a 404
+    experiment_variant: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="personalisation boost (" + ", ".join(PERSONALIZATION_BOOSTS) + ") or the "
+                    "name of an active ranking variant; an unknown name is 404 unknown_variant")
 
 
 class ContentModel(_Model):
@@ -142,27 +160,27 @@ class AutocompleteResponse(_Model):
 class ClickRequest(_Model):
     """``POST /api/v1/search/click`` body."""
 
-    search_event_id: int
+    search_event_id: Int = Field(ge=1, le=2**63 - 1)
     content_id: str
-    position: int = Field(ge=1)
+    position: Int = Field(ge=1)
 
 
 class RankingWeights(_Model):
     """Ranking weights (must be >= 0 and sum to 1)."""
 
-    vector: float
-    keyword: float
-    quality: float
-    freshness: float
-    popularity: float = 0.0
+    vector: Number = Field(ge=0, le=1)
+    keyword: Number = Field(ge=0, le=1)
+    quality: Number = Field(ge=0, le=1)
+    freshness: Number = Field(ge=0, le=1)
+    popularity: Number = Field(0.0, ge=0, le=1)
 
 
 class RankingVariantModel(_Model):
     """A named ranking variant."""
 
     weights: RankingWeights
-    is_active: bool = True
-    traffic_percentage: float = 0.0
+    is_active: Bool = True
+    traffic_percentage: Number = Field(0.0, ge=0, le=100)
 
 
 def _bad(message: str, error: str = "invalid_request") -> ApiError:
@@ -266,7 +284,9 @@ class SearchHandler:
         variant = req.experiment_variant
         if variant is not None and variant not in PERSONALIZATION_BOOSTS and \
                 self.ranking.active_variant(variant) is None:
-            raise _bad(f"unknown experiment_variant {variant!r}", "unknown_variant")
+            raise ApiError(404, "unknown_variant", f"experiment_variant: no personalisation "
+                           f"boost or active ranking variant is named {variant!r}",
+                           field="experiment_variant")
         now = utcnow()
         watch = self._watch_filter(req.filters)  # first: its errors name filters.platforms
         filters = to_filters(req.filters)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -69,6 +69,7 @@ from sona.serving.search_api import (
     RankingWeights,
     SearchHandler,
 )
+from sona.wire import NOT_BLANK
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -296,8 +297,8 @@ def build_search_service(config: SearchServingConfig, database: str, *,
 class AutocompleteQuery(BaseModel):
     """``?q=&limit=`` of autocomplete."""
 
-    model_config = ConfigDict(extra="forbid")
-    q: str = Field(min_length=1, max_length=200, pattern=r"\S", description="typed prefix")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    q: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, description="typed prefix")
     limit: int = Field(10, ge=1, le=50, description="most suggestions")
 
 
@@ -313,7 +314,15 @@ class AnalyticsQuery(BaseModel):
 class VersionPath(BaseModel):
     """``{version}`` of the ranking history route."""
 
-    version: int = Field(ge=1, description="a stored ranking version")
+    # versions are int64 row ids: a larger number is refused, not an overflow (500)
+    version: int = Field(ge=1, le=2**63 - 1, description="a stored ranking version")
+
+
+class VariantPath(BaseModel):
+    """``{name}`` of the ranking variant routes."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK,
+                      description="variant name (what a search's experiment_variant names)")
 
 
 def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
@@ -393,12 +402,12 @@ def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
             scope="read", tag=tag)),
         api_route(RANKING_PREFIX + "/variants/{name}", variant, Operation(
             "GET", "One ranking variant", operation_id="search_ranking_variant_get",
-            scope="read", errors=(404,), tag=tag), Operation(
+            path=VariantPath, scope="read", errors=(404,), tag=tag), Operation(
             "PUT", "Create or replace a ranking variant",
             operation_id="search_ranking_variant_put", body=RankingVariantModel,
-            scope="admin", tag=tag), Operation(
+            path=VariantPath, scope="admin", tag=tag), Operation(
             "DELETE", "Delete a ranking variant", operation_id="search_ranking_variant_delete",
-            scope="admin", errors=(404,), tag=tag)),
+            path=VariantPath, scope="admin", errors=(404,), tag=tag)),
         api_route(RANKING_PREFIX + "/history/{version}", history, Operation(
             "GET", "A stored ranking version", operation_id="search_ranking_history",
             path=VersionPath, scope="read", errors=(404,), tag=tag)),
@@ -407,9 +416,10 @@ def search_routes(get_app: Callable[[], SonaApp]) -> Starlette:
 
 def _version(raw: str) -> int:
     try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "validation_error", f"version: expected an integer, got {raw!r}",
+        return VersionPath.model_validate({"version": raw}).version
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", f"version: expected an integer in "
+                       f"[1, 2^63 - 1], got {raw!r} ({exc.errors()[0]['msg']})",
                        fields=["version"]) from None
 
 

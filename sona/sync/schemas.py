@@ -21,13 +21,14 @@ from pydantic import (
 
 from sona.sync.clock import ClockError, Timestamp
 from sona.sync.document import Operation
+from sona.wire import NOT_BLANK, Number
 
 DeviceType = Literal["tv", "mobile", "desktop", "tablet", "web", "assistant"]
 
 
 #: the wire form of an id: 1-128 characters, not all blank, or an integer of at most 128 digits
 _ID_SCHEMA = WithJsonSchema({"anyOf": [
-    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"\S"},
+    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": NOT_BLANK},
     {"type": "integer", "minimum": -(10**127 - 1), "maximum": 10**128 - 1}]})
 
 
@@ -40,12 +41,14 @@ def _id_text(value: Any) -> Any:
 
 
 UserId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
-                                                            pattern=r"\S"), _ID_SCHEMA]
+                                                            pattern=NOT_BLANK), _ID_SCHEMA]
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ContentKey = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128,
-                                                            pattern=r"\S"), _ID_SCHEMA]
-# "<15-digit wall ms>.<6-digit counter>.<node>" (sona.sync.clock.Timestamp)
-Stamp = Annotated[str, Field(min_length=23, max_length=96, pattern=r"^[0-9]{15}\.[0-9]{6}\..")]
+                                                            pattern=NOT_BLANK), _ID_SCHEMA]
+# "<15-digit wall ms>.<6-digit counter>.<node>" (sona.sync.clock.Timestamp); the node is a
+# device id or "server", so the whole stamp is one pattern (the document states it as is)
+Stamp = Annotated[str, Field(min_length=24, max_length=87,
+                             pattern=r"^[0-9]{15}\.[0-9]{6}\.[A-Za-z0-9_-]{1,64}$")]
 
 
 def _check_stamp(value: str) -> str:
@@ -57,7 +60,7 @@ def _check_stamp(value: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", str_strip_whitespace=True)
 
 
 class RegisterDeviceRequest(_Model):
@@ -70,7 +73,7 @@ class RegisterDeviceRequest(_Model):
 
 
 class _OpBase(_Model):
-    op_id: str = Field(min_length=1, max_length=160)
+    op_id: str = Field(min_length=1, max_length=160, pattern=NOT_BLANK)
     device_id: DeviceId
     ts: Stamp
     key: ContentKey
@@ -98,7 +101,8 @@ class WatchlistRemoveIn(_OpBase):
     """Remove ``key`` from the watchlist: the add ``tags`` the device had observed."""
 
     kind: Literal["watchlist_remove"]
-    tags: list[Annotated[str, Field(min_length=1, max_length=160)]] = Field(max_length=1000)
+    tags: list[Annotated[str, Field(min_length=1, max_length=160, pattern=NOT_BLANK)]] = Field(
+        max_length=1000)
 
     def to_operation(self) -> Operation:
         return Operation(self.op_id, self.device_id, Timestamp.parse(self.ts), self.kind,
@@ -108,8 +112,8 @@ class WatchlistRemoveIn(_OpBase):
 class ProgressValue(_Model):
     """Playback position of one title."""
 
-    position_s: float = Field(ge=0.0, description="seconds watched")
-    duration_s: float = Field(gt=0.0, le=86_400.0, description="running time in seconds")
+    position_s: Number = Field(ge=0.0, description="seconds watched")
+    duration_s: Number = Field(gt=0.0, le=86_400.0, description="running time in seconds")
 
     @model_validator(mode="after")
     def _within(self) -> ProgressValue:
