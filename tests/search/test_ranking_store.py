@@ -34,3 +34,19 @@ def test_versions_history_and_variants(tmp_path):
         store.put_variant("x", RankingConfig(), traffic_percentage=120)
     # persisted across instances
     assert RankingStore(sqlite_url(tmp_path / "search_ranking.db")).current()[0] == 2
+
+
+def test_current_is_cached_and_a_write_invalidates_it(tmp_path):
+    # issue 12: the ranking config is read on every search, so it is cached; a write
+    # through the store is seen at once, another process's write once the cache expires
+    url = sqlite_url(tmp_path / "search_ranking.db")
+    store = RankingStore(url, cache_s=3600)
+    other = RankingStore(url, cache_s=0)  # another worker: reads the database every time
+    assert store.current()[0] == 1
+    tuned = RankingConfig(vector=0.5, keyword=0.3, quality=0.1, freshness=0.1)
+    assert other.put(tuned) == 2
+    assert store.current()[0] == 1  # still the cached version (within cache_s)
+    assert other.current() == (2, tuned)
+    mine = RankingConfig(vector=0.4, keyword=0.4, quality=0.1, freshness=0.1)
+    assert store.put(mine) == 3
+    assert store.current() == (3, mine)  # own writes invalidate at once
