@@ -104,6 +104,10 @@ class SearchResult:
     ranked_ids: list[Any] = field(default_factory=list)  # all fused results, best first
 
 
+#: document columns a search result serves (:meth:`SearchEngine.document`)
+SERVED_COLUMNS = ("title", "overview", "year", "genres", "platforms", "popularity")
+
+
 class SearchEngine:
     """Hybrid keyword + vector search over a catalog (see module docstring)."""
 
@@ -112,6 +116,8 @@ class SearchEngine:
         self.config = config or SearchConfig()
         self.encoder = encoder
         self._query_vectors: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        # position -> the served columns of that document (:meth:`document`)
+        self._documents: dict[int, dict[str, Any]] = {}
 
     # --- build -----------------------------------------------------------------------
     def build(self, documents: pd.DataFrame, vectors: NDArray[np.float32] | None = None,
@@ -174,6 +180,7 @@ class SearchEngine:
         self.retriever_ = Retriever(self.config, docs, vecs, arrays, text, index)
         self.build_timings_ = timings
         self._query_vectors.clear()
+        self._documents = {}
         return self
 
     def _check_built(self) -> None:
@@ -199,6 +206,25 @@ class SearchEngine:
         if len(self._query_vectors) > self.config.query_cache_size:
             self._query_vectors.popitem(last=False)
         return vec
+
+    def has_query_vector(self, text: str) -> bool:
+        """Whether :meth:`query_vector` of ``text`` is a cache hit (no encoder call)."""
+        return text.strip().lower() in self._query_vectors
+
+    def document(self, position: int) -> dict[str, Any]:
+        """The served columns (:data:`SERVED_COLUMNS`) of the document at row ``position``.
+
+        Memoised per built engine (the values of ``documents_.iloc[position]``, read once):
+        a pandas row lookup per result was a measurable share of a warm search (issue 12).
+        An engine's documents never change after :meth:`build`; updates make a new engine.
+        The dict is shared: callers copy what they change.
+        """
+        found = self._documents.get(position)
+        if found is None:
+            row = self.documents_.iloc[position]
+            found = {name: row[name] for name in SERVED_COLUMNS}
+            self._documents[position] = found
+        return found
 
     def item_position(self, item_id: Any) -> int:
         """Row of ``item_id``; raises :class:`~sona.errors.UnknownIdError` when absent."""
@@ -339,6 +365,7 @@ class SearchEngine:
                      "vector_index_", "autocomplete_", "newest_year_", "build_timings_"):
             setattr(other, name, getattr(self, name))
         other._query_vectors = self._query_vectors
+        other._documents = self._documents  # the same documents
         other.retriever_ = Retriever(other.config, self.documents_, self.vectors_,
                                      self.arrays_, self.text_index_, self.vector_index_)
         return other
@@ -380,6 +407,6 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = [
-    "Encoder", "Mode", "SearchConfig", "SearchEngine", "SearchHit", "SearchResult", "load_engine",
-    "save_engine",
+    "SERVED_COLUMNS", "Encoder", "Mode", "SearchConfig", "SearchEngine", "SearchHit",
+    "SearchResult", "load_engine", "save_engine",
 ]

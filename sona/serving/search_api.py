@@ -263,7 +263,10 @@ class SearchHandler:
     def _encoder_failure(self, engine: SearchEngine, text: str) -> str | None:
         """Embed ``text`` into the engine's query cache under the breaker; None when it
         worked, else why not."""
-        timeout = self.encoder_timeout_s if self.encoder_loaded else None
+        # a cached query vector is a dict lookup: it runs inline (still through the breaker)
+        # rather than on the stage pool's thread, a hand-off per warm query (issue 12)
+        timeout = self.encoder_timeout_s if self.encoder_loaded \
+            and not engine.has_query_vector(text) else None
         try:
             with tracing.span("search.encode"):
                 self.encoder_breaker.call(lambda: engine.query_vector(text), timeout_s=timeout)
@@ -332,11 +335,10 @@ class SearchHandler:
                   degraded: list[Literal["vector"]] | None = None,
                   watch: AvailabilityFilter | None = None,
                   now: datetime | None = None) -> SearchResponse:
-        docs = self.engine.documents_
         where, watch, now = self.where, watch or AvailabilityFilter(), now or utcnow()
         out = []
         for h in result.hits:
-            row = docs.iloc[h.position]
+            row = self.engine.document(h.position)
             year = row["year"]
             out.append(ResultModel(
                 content=ContentModel(

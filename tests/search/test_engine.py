@@ -132,3 +132,27 @@ def test_save_load_round_trip(ml_engine, tmp_path):
     loaded = load_engine(tmp_path / "engine")
     for q in ("star wars", "90s comedies", "godfater"):
         assert loaded.search(q).ranked_ids == ml_engine.search(q).ranked_ids
+
+
+def test_document_fields_are_the_frames_row_values(small_engine):
+    # issue 12: results read the served columns from a memo instead of iloc per hit
+    from sona.search.engine import SERVED_COLUMNS
+
+    for pos in range(len(small_engine)):
+        row = small_engine.documents_.iloc[pos]
+        got = small_engine.document(pos)
+        assert list(got) == list(SERVED_COLUMNS)
+        for name in SERVED_COLUMNS:
+            want = row[name]
+            assert type(got[name]) is type(want)
+            assert repr(got[name]) == repr(want)
+        assert small_engine.document(pos) is got  # memoised
+    view = small_engine.with_config(ranking=RankingConfig(vector=0.5, keyword=0.5, quality=0.0,
+                                                          freshness=0.0))
+    assert view.document(0) is small_engine.document(0)
+
+
+def test_has_query_vector(small_engine):
+    small_engine.query_vector("  Space Opera ")
+    assert small_engine.has_query_vector("space opera")
+    assert not small_engine.has_query_vector("never asked")
