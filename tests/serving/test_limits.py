@@ -7,6 +7,10 @@ import json
 import socket
 
 from serving_fixtures import RunningServer, call
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from sona.serving.limits import RequestLimits
 
 #: ServingConfig.max_body_bytes default
 LIMIT = 1_048_576
@@ -83,3 +87,22 @@ def test_unknown_methods_answer_405_json(server: RunningServer) -> None:
         status, body = call(method, f"{server.url}{path}")
         assert status == 405, (method, path)
         assert body["error"] == "method_not_allowed" and "POST" in body["allowed"]
+
+
+def test_allow_lists_every_method_declared_on_the_path() -> None:
+    # issue 13 (schemathesis): OPTIONS /api/v1/experiments answered `Allow: POST`, the
+    # BentoML router's own methods, while a mounted app answers GET on the same path
+    async def post_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 405,
+                    "headers": [(b"allow", b"POST"), (b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Method Not Allowed"})
+
+    table = [("POST", "/api/v1/experiments"), ("GET", "/api/v1/experiments"),
+             ("GET", "/api/v1/webhooks/stats"), ("POST", "/api/v1/webhooks/{platform}")]
+    client = TestClient(RequestLimits(post_only, LIMIT, declared=lambda: table))
+    resp = client.options("/api/v1/experiments")
+    assert resp.status_code == 405 and resp.headers["allow"] == "GET, HEAD, POST"
+    assert resp.json()["allowed"] == ["GET", "HEAD", "POST"]
+    # a literal path is its own resource, not the template it also fits
+    assert client.options("/api/v1/webhooks/stats").headers["allow"] == "GET, HEAD"
+    assert client.options("/api/v1/webhooks/netflix").headers["allow"] == "POST"
