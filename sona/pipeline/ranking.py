@@ -130,8 +130,12 @@ def _normalized(raw: NDArray[np.float64], watched: sp.csr_matrix) -> NDArray[np.
 def rank_pool(scores: NDArray[np.float64], k: int, *, pool: int,
               exclude: sp.csr_matrix | None, candidates: IndexArray | None,
               exclude_items: IndexArray | None, vectors: NDArray[np.float32],
-              mmr_lambda: float) -> tuple[IndexArray, NDArray[np.float64]]:
+              mmr_lambda: float, unit_vectors: NDArray[np.float64] | None = None
+              ) -> tuple[IndexArray, NDArray[np.float64]]:
     """Top ``pool`` by score, then MMR down to ``k`` (λ >= 1: the first ``k``).
+
+    ``unit_vectors``: ``unit_rows(vectors)`` when the caller keeps it (see
+    :func:`~sona.ranking.rerank.mmr`); the same lists either way.
 
     Returns:
         ``(idx, list_scores)`` ``(B, k)``: MMR gains when re-ranked, else the scores.
@@ -140,7 +144,7 @@ def rank_pool(scores: NDArray[np.float64], k: int, *, pool: int,
                     exclude_items=exclude_items)
     if mmr_lambda >= 1.0:
         return idx[:, :k], top[:, :k]
-    return mmr(idx, top, vectors, k, lambda_=mmr_lambda)
+    return mmr(idx, top, vectors, k, lambda_=mmr_lambda, unit_vectors=unit_vectors)
 
 
 def allowed_mask(n_items: int, candidates: IndexArray | None,

@@ -64,6 +64,7 @@ def mmr(
     *,
     lambda_: float = DEFAULT_LAMBDA,
     normalize: bool = True,
+    unit_vectors: NDArray[np.float64] | None = None,
 ) -> tuple[IndexArray, NDArray[np.float64]]:
     """Maximal Marginal Relevance re-ranking of each query's candidate pool.
 
@@ -75,6 +76,10 @@ def mmr(
         k: list length; rows with fewer valid candidates are padded (-1, NaN).
         lambda_: trade-off in [0, 1]; 1 keeps the relevance order.
         normalize: min-max normalise relevance per query first (SPEC: relevance normalised).
+        unit_vectors: ``unit_rows(item_vectors)``, computed once by a caller that re-ranks
+            many times over the same vectors (the served pipeline); None normalises the
+            candidates' rows per call. Either way each row gets the same bits: the norm is a
+            reduction within the row.
 
     Returns:
         ``(idx, gains)``, both ``(n_queries, k)``: the picked item indices in pick order
@@ -97,12 +102,17 @@ def mmr(
     n_items = item_vectors.shape[0] if hasattr(item_vectors, "shape") else len(item_vectors)
     if cand.size and (cand.max() >= n_items or cand.min() < PAD_IDX):
         raise ValueError(f"candidate indices must lie in [-1, {n_items})")
-    # normalise only the candidates' vectors (a request re-ranks ~50 of thousands of items)
-    used = np.unique(cand[cand >= 0])
-    unit = unit_rows(item_vectors[used] if len(used) else item_vectors[:0])
-    lookup = np.zeros(n_items, dtype=np.int64)
-    lookup[used] = np.arange(len(used))
-    rows_of = np.where(cand >= 0, lookup[np.where(cand >= 0, cand, 0)], 0)
+    if unit_vectors is not None:
+        if unit_vectors.shape[0] != n_items:
+            raise ValueError(f"unit_vectors has {unit_vectors.shape[0]} rows for {n_items} items")
+        unit, rows_of = unit_vectors, np.where(cand >= 0, cand, 0)
+    else:
+        # normalise only the candidates' vectors (a request re-ranks ~50 of thousands)
+        used = np.unique(cand[cand >= 0])
+        unit = unit_rows(item_vectors[used] if len(used) else item_vectors[:0])
+        lookup = np.zeros(n_items, dtype=np.int64)
+        lookup[used] = np.arange(len(used))
+        rows_of = np.where(cand >= 0, lookup[np.where(cand >= 0, cand, 0)], 0)
     valid = (cand >= 0) & np.isfinite(rel)
     rel = minmax_rows(rel, valid) if normalize else np.where(valid, rel, np.nan)
     n, m = cand.shape

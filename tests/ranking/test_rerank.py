@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sona.ranking.rerank import exploration_rate, explore, minmax_rows, mmr
+from sona.ranking.rerank import exploration_rate, explore, minmax_rows, mmr, unit_rows
 
 # 4-item toy: items 0 and 1 are duplicates, 2 is orthogonal, 3 sits between them
 VECTORS = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -77,3 +77,24 @@ def test_explore_swaps_only_flipped_slots_with_unused_pool_items():
         assert len(set(row.tolist())) == 5  # never a duplicate
     everything = explore(idx, pool, 1.0, seed=2)
     assert (everything >= 5).all()
+
+
+@pytest.mark.parametrize("n_queries", [1, 7])
+def test_precomputed_unit_vectors_give_the_same_bits(n_queries):
+    # issue 12: the served pipeline normalises its content vectors once; every list, gain
+    # and tie must be bit for bit what normalising each pool gives
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(300, 24)).astype(np.float32)
+    vectors[5] = 0.0  # a zero row stays zero
+    cand = np.stack([rng.choice(300, 60, replace=False) for _ in range(n_queries)])
+    cand[0, -3:] = -1
+    cand[0, 0] = 5
+    rel = rng.random(cand.shape)
+    rel[-1, 2] = np.nan
+    for lam in (0.0, 0.4, 0.7, 1.0):
+        plain = mmr(cand, rel, vectors, 20, lambda_=lam)
+        cached = mmr(cand, rel, vectors, 20, lambda_=lam, unit_vectors=unit_rows(vectors))
+        assert plain[0].tobytes() == cached[0].tobytes()
+        assert plain[1].tobytes() == cached[1].tobytes()
+    with pytest.raises(ValueError, match="rows"):
+        mmr(cand, rel, vectors, 5, unit_vectors=unit_rows(vectors[:10]))
