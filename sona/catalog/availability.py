@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: region used when a request names none
 DEFAULT_REGION = "US"
+#: where-to-watch answers kept per index version (:meth:`AvailabilityIndex.where_to_watch`)
+_MAX_WATCH = 100_000
 #: every platform an offer may name (the nine with feeds plus crave and bbc_iplayer)
 KNOWN_PLATFORMS: tuple[str, ...] = get_args(Platform)
 
@@ -152,6 +154,9 @@ class _Snapshot:
     version: int
     matches: dict[tuple[tuple[str, ...], str], tuple[int, frozenset[str]]] = field(
         default_factory=dict)  # (platforms, region) -> (boundary slot, matching ids)
+    # (id, region, platforms) -> (boundary slot, where to watch), at most _MAX_WATCH entries
+    watch: dict[tuple[str, str, tuple[str, ...]], tuple[int, WhereToWatch | None]] = field(
+        default_factory=dict)
 
 
 class AvailabilityIndex:
@@ -218,13 +223,27 @@ class AvailabilityIndex:
     def where_to_watch(self, content_id: object, region: str, now: datetime,
                        platforms: Sequence[str] = ()) -> WhereToWatch | None:
         """Live offers of ``content_id`` in ``region`` at ``now``; None for an item the
-        catalog does not hold."""
-        entry = self._snap.entries.get(str(content_id))
-        if entry is None:
-            return None
-        return WhereToWatch(region=region, offers=live_offers(entry.offers, region, now,
-                                                              platforms),
-                            data_quality_score=entry.quality)
+        catalog does not hold.
+
+        Like :meth:`matching_ids`, the answer only changes at a window boundary or a
+        catalog change, so it is built once per (item, region, platforms) between two
+        boundaries and shared (a frozen model): every recommended or found item asked for
+        it on every request (issue 12).
+        """
+        snap = self._snap
+        slot = bisect.bisect_right(snap.boundaries, now)
+        key = (str(content_id), region, tuple(platforms))
+        cached = snap.watch.get(key)
+        if cached is not None and cached[0] == slot:
+            return cached[1]
+        entry = snap.entries.get(key[0])
+        found = None if entry is None else WhereToWatch(
+            region=region, offers=live_offers(entry.offers, region, now, platforms),
+            data_quality_score=entry.quality)
+        if len(snap.watch) >= _MAX_WATCH:
+            snap.watch.clear()
+        snap.watch[key] = (slot, found)
+        return found
 
     def matching_ids(self, flt: AvailabilityFilter, now: datetime) -> frozenset[str]:
         """Ids of the items passing an active ``flt`` at ``now``.

@@ -95,6 +95,22 @@ def test_index_answers_where_to_watch_and_matching_ids() -> None:
     assert index.matching_ids(AvailabilityFilter(platforms=("netflix",)), NOW) == {IDS[0]}
 
 
+def test_where_to_watch_is_reused_between_window_boundaries() -> None:
+    # issue 12: built once per (item, region, platforms) between two boundaries, then shared
+    index = AvailabilityIndex([item(IDS[0], offer("netflix", end=NOW + DAY), netflix="81"),
+                               item(IDS[2], offer("netflix", start=NOW + DAY))])
+    first = index.where_to_watch(IDS[0], "US", NOW)
+    assert index.where_to_watch(IDS[0], "US", NOW + timedelta(hours=1)) is first
+    assert index.where_to_watch(IDS[0], "US", NOW, ("hulu",)) != first  # another key
+    assert index.where_to_watch(IDS[0], "US", NOW + DAY).offers == []  # type: ignore[union-attr]
+    assert len(index.where_to_watch(IDS[2], "US", NOW + DAY).offers) == 1  # type: ignore[union-attr]
+    assert index.where_to_watch(IDS[2], "US", NOW).offers == []  # type: ignore[union-attr]
+    index.upsert([item(IDS[0], offer("hulu"), quality=0.1)])  # a catalog change: rebuilt
+    changed = index.where_to_watch(IDS[0], "US", NOW)
+    assert changed is not None and changed.data_quality_score == 0.1
+    assert [o.platform for o in changed.offers] == ["hulu"]
+
+
 def test_index_follows_catalog_writes(tmp_path: Path) -> None:
     store = CatalogStore(sqlite_url(tmp_path / "catalog.db"))
     store.put(item(IDS[0], offer("netflix")))
