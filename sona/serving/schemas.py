@@ -219,10 +219,14 @@ GenreLabel = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK
 class ProfileUpdateRequest(_Request):
     """``POST /api/v1/profile/update``; ``signup_genres`` seeds cold-start results."""
 
-    # at least one event or a signup_genres list (the validator below; the schema says so)
-    model_config = ConfigDict(json_schema_extra={"anyOf": [
-        {"required": ["viewing_events"], "properties": {"viewing_events": {"minItems": 1}}},
-        {"required": ["signup_genres"], "properties": {"signup_genres": {"type": "array"}}}]})
+    # at least one event or a signup_genres list (the validator below; the schema says so:
+    # without signup_genres, or with it null, viewing_events must hold an event). Written as
+    # if/then, not anyOf: BentoML's client reads a top-level anyOf branch as the input's
+    # properties and then refuses user_id
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"signup_genres": {"type": "null"}}},
+        "then": {"required": ["viewing_events"],
+                 "properties": {"viewing_events": {"minItems": 1}}}})
 
     user_id: UserId
     viewing_events: list[ViewingEventIn] = Field(default_factory=list, max_length=1000)

@@ -43,7 +43,9 @@ def test_plain_http_recommendations(server: RunningServer) -> None:
     assert body["ttl_seconds"] == 3600 and body["generated_at"].endswith("Z")
     for rec in recs:
         assert set(rec) == {"content_id", "confidence_score", "recommendation_type", "based_on",
-                            "explanation", "experiment_variant"}
+                            "explanation", "experiment_variant", "where_to_watch"}
+        # the test server's catalog holds no offers for these ids: nothing to watch on
+        assert rec["where_to_watch"] is None or isinstance(rec["where_to_watch"], dict)
     status, cold = post(f"{server.url}/api/v1/recommendations", {"user_id": "brand-new"})
     assert status == 200 and cold["strategy"] == "cold_start_trending"
     assert len(cold["recommendations"]) == 20
