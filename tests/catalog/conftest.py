@@ -57,3 +57,22 @@ def postgres_url() -> Iterator[str]:
         subprocess.run([*prefix, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
                        capture_output=True, timeout=120, check=False)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """URL of a new, empty database on the session's server: for tests that fill a whole
+    catalog (e.g. the MovieLens seed), so others sharing the server's default database
+    still start from an empty one."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name

@@ -23,13 +23,8 @@ def _top(service, query: str) -> list[str]:  # noqa: ANN001
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogStore:
     if request.param == "sqlite":
         return CatalogStore(f"sqlite:///{tmp_path / 'catalog.db'}")
-    url = request.getfixturevalue("postgres_url")
-    out = CatalogStore(url)
-    from sona.catalog.models import Base
-
-    Base.metadata.drop_all(out.engine)  # one server per session: start from an empty catalog
-    Base.metadata.create_all(out.engine)
-    return out
+    # a database of its own: the seed fills the catalog, other tests share the default one
+    return CatalogStore(request.getfixturevalue("fresh_postgres_url"))
 
 
 def test_search_is_built_from_and_follows_the_catalog(store: CatalogStore, tmp_path: Path,
