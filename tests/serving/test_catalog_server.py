@@ -141,7 +141,9 @@ def test_quality_report_lists_low_quality_items(server: RunningServer) -> None:
                           key=server.read_key)
     assert status == 200 and report["threshold"] == 0.6
     rows = {r["id"]: r for r in report["low_quality_items"]}
-    assert good["id"] not in rows and report["total_low_quality"] == len(rows)
+    # the catalog also holds the 1,682 MovieLens seeds (title, year, genres: low quality), so
+    # the report is cut at limit; the poorest items come first
+    assert good["id"] not in rows and report["total_low_quality"] >= len(rows) == 50
     row = rows[poor["id"]]
     assert (row["title"], row["platform"], row["content_type"]) == ("Fargo", "netflix", "movie")
     # year .05 + genres .10 + freshness .15
@@ -149,6 +151,6 @@ def test_quality_report_lists_low_quality_items(server: RunningServer) -> None:
     assert {"description", "rating"} <= set(row["missing_fields"])
     status, err = call("GET", server.url + "/api/v1/quality/report?threshold=2",
                        key=server.read_key)
-    assert status == 400 and err["error"] == "invalid_request"
+    assert status == 400 and err["error"] == "validation_error" and "threshold" in err["message"]
     status, _ = call("GET", server.url + "/api/v1/quality/report")
     assert status == 401
