@@ -23,6 +23,7 @@ from sona.cli import _register, app
 from sona.db import sqlite_url
 from sona.errors import ConfigError
 from sona.serving.auth import KeyStore
+from sona.serving.process import REPO_ROOT
 from sona.testing.serving import make_serving_data
 
 runner = CliRunner()
@@ -130,7 +131,10 @@ def test_sigterm_stops_the_whole_server_tree(tmp_path: Path) -> None:
     io.write_yaml(config, {"model_name": "r", "models_dir": str(tmp_path / "models"),
                            "version": "1", "database": str(tmp_path / "sona.db"),
                            "poll_interval_s": 0, "access_log": False,
-                           "search": {"warm_up": False}})
+                           # the server runs in tmp_path: name the shipped dataset, or search
+                           # (a required component of /ready) has nothing to build from
+                           "search": {"warm_up": False, "encoder": "tfidf",
+                                      "dataset": str(REPO_ROOT / "datasets" / "ml-100k")}})
     port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"),
            "BENTOML_DO_NOT_TRACK": "true", "HF_HUB_OFFLINE": "1"}
