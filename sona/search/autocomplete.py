@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -66,6 +66,19 @@ def _key(text: str) -> str:
     return " ".join(words(text))
 
 
+def group_key(entry: Suggestion) -> tuple[str, str]:
+    """``(folded text, type)``: suggestions sharing it are one entry (the most popular)."""
+    return _key(entry.text), entry.type
+
+
+def title_suggestion(row: Any) -> Suggestion:
+    """The title suggestion of one document-frame row (``itertuples``)."""
+    meta = {"item_id": row.item_id.item() if hasattr(row.item_id, "item") else row.item_id}
+    if not np.isnan(row.year):
+        meta["year"] = int(row.year)
+    return Suggestion(row.title, "title", float(row.popularity), meta)
+
+
 class Autocomplete:
     """Prefix index over suggestions; build with :meth:`build`, query with :meth:`complete`."""
 
@@ -78,6 +91,10 @@ class Autocomplete:
         self._words: dict[tuple[str, int], list[str]] = {}
         self._prefixes: dict[tuple[str, int], list[str]] = {}
         self._cache: OrderedDict[tuple[str, int], list[Suggestion]] = OrderedDict()
+        self._entry_of_group: dict[tuple[str, str], int] = {}  # group_key -> entry index
+        self._free: list[int] = []  # entry indexes left by removed groups (reused)
+        self._word_count: Counter[str] = Counter()  # indexed entries containing each word
+        self._prefix_count: Counter[str] = Counter()  # indexed words starting with a prefix
 
     # --- build -----------------------------------------------------------------------
     @staticmethod
@@ -92,11 +109,7 @@ class Autocomplete:
         genres: dict[str, list[float]] = defaultdict(list)
         platforms: dict[str, list[float]] = defaultdict(list)
         for row in documents.itertuples(index=False):
-            meta = {"item_id": row.item_id.item() if hasattr(row.item_id, "item")
-                    else row.item_id}
-            if not np.isnan(row.year):
-                meta["year"] = int(row.year)
-            out.append(Suggestion(row.title, "title", float(row.popularity), meta))
+            out.append(title_suggestion(row))
             for name in row.people:
                 people[name] = max(people.get(name, 0.0), float(row.popularity))
             for g in row.genres:
@@ -142,8 +155,99 @@ class Autocomplete:
             for n in range(1, min(len(w), _MAX_PREFIX) + 1):
                 prefixes[(w[0], n)].add(w[:n])
         self._prefixes = {k: sorted(v) for k, v in prefixes.items()}
+        self._entry_of_group = {k: i for i, k in enumerate(best)}
+        self._free = []
+        self._word_count = Counter(w for e in self._entries for w in set(words(e.text)))
+        self._prefix_count = Counter(w[:n] for w in vocab
+                                     for n in range(1, min(len(w), _MAX_PREFIX) + 1))
         self._cache.clear()
         return self
+
+    @property
+    def entries(self) -> list[Suggestion]:
+        """The indexed suggestions (one per :func:`group_key`)."""
+        free = set(self._free)
+        return [e for i, e in enumerate(self._entries) if i not in free]
+
+    def replace(self, changes: dict[tuple[str, str], Suggestion | None]) -> None:
+        """Set the suggestion of each :func:`group_key` in place (``None`` removes it).
+
+        What :meth:`build` would index for the changed entry set, at a cost proportional to
+        the changed entries' keys (binary-search inserts into the sorted key array) rather
+        than to the whole index. Not safe against concurrent :meth:`complete` calls: the
+        owner serialises them (:class:`~sona.search.live.LiveCatalog` holds its write lock).
+        """
+        drop: list[int] = []
+        add: list[tuple[str, int, float]] = []
+        for group, new in changes.items():
+            if new is not None and (not group[0] or group_key(new) != group):
+                raise ValueError(f"suggestion {new.text!r} does not belong to group {group}")
+            e = self._entry_of_group.get(group)
+            if e is not None and new is not None:  # same words: only the scores change
+                for row, weight in self._rows_of(e):
+                    self._key_score[row] = weight * new.popularity
+                self._entries[e] = new
+            elif e is not None:
+                drop.extend(row for row, _ in self._rows_of(e))
+                self._free.append(e)
+                del self._entry_of_group[group]
+                self._count_words(self._entries[e], -1)
+            elif new is not None:
+                e = self._free.pop() if self._free else len(self._entries)
+                if e == len(self._entries):
+                    self._entries.append(new)
+                else:
+                    self._entries[e] = new
+                self._entry_of_group[group] = e
+                self._count_words(new, +1)
+                toks = words(new.text)
+                add.extend((" ".join(toks[j:]), e,
+                            (1.0 if j == 0 else self.config.word_weight) * new.popularity)
+                           for j in range(len(toks)))
+        if drop:
+            drop.sort()
+            for row in reversed(drop):
+                del self._keys[row]
+            self._entry_of = np.delete(self._entry_of, drop)
+            self._key_score = np.delete(self._key_score, drop)
+        if add:
+            add.sort(key=lambda r: r[0])
+            at = [bisect.bisect_right(self._keys, key) for key, _, _ in add]
+            for i in reversed(range(len(add))):
+                self._keys.insert(at[i], add[i][0])
+            self._entry_of = np.insert(self._entry_of, at, [r[1] for r in add])
+            self._key_score = np.insert(self._key_score, at, [r[2] for r in add])
+        self._cache.clear()
+
+    def _rows_of(self, e: int) -> list[tuple[int, float]]:
+        """``(row, match weight)`` of every key row of entry ``e``."""
+        toks = words(self._entries[e].text)
+        out: list[tuple[int, float]] = []
+        for j in range(len(toks)):
+            key = " ".join(toks[j:])
+            lo = bisect.bisect_left(self._keys, key)
+            hi = bisect.bisect_right(self._keys, key, lo)
+            hits = np.flatnonzero(self._entry_of[lo:hi] == e)
+            out.extend((lo + int(r), 1.0 if j == 0 else self.config.word_weight) for r in hits)
+        return out
+
+    def _count_words(self, entry: Suggestion, sign: int) -> None:
+        for w in set(words(entry.text)):
+            self._word_count[w] += sign
+            if sign > 0 and self._word_count[w] == 1:
+                self._words.setdefault((w[0], len(w)), []).append(w)
+                for n in range(1, min(len(w), _MAX_PREFIX) + 1):
+                    self._prefix_count[w[:n]] += 1
+                    if self._prefix_count[w[:n]] == 1:
+                        bisect.insort(self._prefixes.setdefault((w[0], n), []), w[:n])
+            elif sign < 0 and self._word_count[w] == 0:
+                del self._word_count[w]
+                self._words[(w[0], len(w))].remove(w)
+                for n in range(1, min(len(w), _MAX_PREFIX) + 1):
+                    self._prefix_count[w[:n]] -= 1
+                    if self._prefix_count[w[:n]] == 0:
+                        del self._prefix_count[w[:n]]
+                        self._prefixes[(w[0], n)].remove(w[:n])
 
     def add_queries(self, counts: dict[str, int]) -> Autocomplete:
         """Add logged queries (query -> times searched) as ``keyword`` suggestions; rebuilds."""
@@ -151,10 +255,10 @@ class Autocomplete:
             return self
         top = max(counts.values())
         extra = [Suggestion(q, "keyword", c / top) for q, c in counts.items() if c > 0]
-        return self.build([*self._entries, *extra])
+        return self.build([*self.entries, *extra])
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) - len(self._free)
 
     # --- lookup ----------------------------------------------------------------------
     def _range(self, prefix: str) -> tuple[int, int]:
@@ -264,4 +368,5 @@ class Autocomplete:
                 break
 
 
-__all__ = ["Autocomplete", "AutocompleteConfig", "Suggestion", "SuggestionType"]
+__all__ = ["Autocomplete", "AutocompleteConfig", "Suggestion", "SuggestionType", "group_key",
+           "title_suggestion"]

@@ -32,6 +32,7 @@ from sona.search.faiss_index import FaissIndex, FaissIndexConfig
 from sona.search.filters import DocumentArrays, SearchFilters
 from sona.search.fusion import DEFAULT_VARIANT, PERSONALIZATION_BOOSTS, RankingConfig
 from sona.search.intent import ParsedQuery
+from sona.search.live import LiveCatalog
 from sona.search.retrieval import Candidates, Retriever, RrfWeights, score_candidates
 from sona.search.text_index import TextIndex, TextIndexConfig
 
@@ -163,21 +164,8 @@ class SearchEngine:
         complete = Autocomplete(self.config.autocomplete).build(
             Autocomplete.entries_from_documents(docs))
         timings["autocomplete_s"] = time.perf_counter() - t0
-        arrays = DocumentArrays.from_documents(docs)
-        years = arrays.year
-        newest = float(np.nanmax(years)) if np.isfinite(years).any() else 0.0
-        with np.errstate(invalid="ignore"):
-            fresh = np.exp(-(newest - years) / self.config.freshness_tau)
-        self.documents_ = docs
-        self.ids_ = docs["item_id"].to_numpy()
-        self.vectors_ = vecs
-        self.arrays_ = arrays
-        self.freshness_ = np.nan_to_num(fresh, nan=0.0)
-        self.text_index_ = text
-        self.vector_index_ = index
-        self.autocomplete_ = complete
-        self.newest_year_ = int(newest) if newest else None
-        self.retriever_ = Retriever(self.config, docs, vecs, arrays, text, index)
+        self.live_ = LiveCatalog(docs, vecs, self.config.freshness_tau, text, index, complete)
+        self.retriever_ = Retriever(self.config, self.live_)
         self.build_timings_ = timings
         self._query_vectors.clear()
         self._documents = {}
@@ -188,7 +176,61 @@ class SearchEngine:
             raise NotFittedError("SearchEngine used before build(documents)")
 
     def __len__(self) -> int:
-        return len(self.documents_) if hasattr(self, "documents_") else 0
+        """Live documents."""
+        return self.live_.n_live if hasattr(self, "live_") else 0
+
+    # the built state lives in ``live_`` (shared with with_config views, updated in place)
+    @property
+    def documents_(self) -> pd.DataFrame:
+        """The live documents in position order; equal to the positions only while
+        :attr:`tombstones` is 0 (use :meth:`document` for the document at a position)."""
+        return self.live_.documents()
+
+    @property
+    def ids_(self) -> NDArray[Any]:
+        """Item id at each position (a tombstone keeps its id)."""
+        return self.live_.ids
+
+    @property
+    def vectors_(self) -> NDArray[np.float32]:
+        """Normalised embedding at each position, ``(n_positions, d)``."""
+        return self.live_.vectors
+
+    @property
+    def arrays_(self) -> DocumentArrays:
+        """Filter/facet/boost columns at each position."""
+        return self.live_.arrays
+
+    @property
+    def freshness_(self) -> NDArray[np.float64]:
+        """Freshness boost at each position."""
+        return self.live_.freshness
+
+    @property
+    def text_index_(self) -> TextIndex:
+        """The tantivy keyword index."""
+        return self.live_.text
+
+    @property
+    def vector_index_(self) -> FaissIndex:
+        """The faiss index (labels = positions)."""
+        return self.live_.index
+
+    @property
+    def autocomplete_(self) -> Autocomplete:
+        """The autocomplete index."""
+        return self.live_.autocomplete
+
+    @property
+    def newest_year_(self) -> int | None:
+        """Newest release year among the live documents."""
+        return self.live_.newest_year
+
+    @property
+    def tombstones(self) -> int:
+        """Positions left by :meth:`update` (removed or replaced documents); :meth:`updated`
+        rebuilds without them."""
+        return self.live_.n_dead
 
     # --- helpers ---------------------------------------------------------------------
     def query_vector(self, text: str) -> NDArray[np.float32]:
@@ -214,15 +256,16 @@ class SearchEngine:
     def document(self, position: int) -> dict[str, Any]:
         """The served columns (:data:`SERVED_COLUMNS`) of the document at row ``position``.
 
-        Memoised per built engine (the values of ``documents_.iloc[position]``, read once):
-        a pandas row lookup per result was a measurable share of a warm search (issue 12).
-        An engine's documents never change after :meth:`build`; updates make a new engine.
-        The dict is shared: callers copy what they change.
+        Memoised per built engine (the row's values, read once): a pandas row lookup per
+        result was a measurable share of a warm search (issue 12). :meth:`update` never
+        rewrites a position (a changed document moves to a new one), so a position always
+        names the same document version. The dict is shared: callers copy what they change.
         """
         found = self._documents.get(position)
         if found is None:
-            row = self.documents_.iloc[position]
-            found = {name: row[name] for name in SERVED_COLUMNS}
+            row = self.live_.row(position)
+            # numpy scalars, as a frame row holds them
+            found = {name: _frame_value(getattr(row, name)) for name in SERVED_COLUMNS}
             self._documents[position] = found
         return found
 
@@ -233,12 +276,14 @@ class SearchEngine:
     def parse(self, query: str) -> ParsedQuery:
         """Intent of ``query`` as this engine will use it (known titles switch intent off)."""
         self._check_built()
-        return self.retriever_.parse(query, use_intent=self.config.intent)
+        with self.live_.lock.read():
+            return self.retriever_.parse(query, use_intent=self.config.intent)
 
     def autocomplete(self, prefix: str, limit: int | None = None) -> tuple[list[Any], bool]:
         """Autocomplete suggestions for ``prefix`` and whether they were cached."""
         self._check_built()
-        return self.autocomplete_.complete(prefix, limit)
+        with self.live_.lock.read():
+            return self.autocomplete_.complete(prefix, limit)
 
     # --- search ----------------------------------------------------------------------
     def search(
@@ -296,6 +341,14 @@ class SearchEngine:
                                  f"vectors have {self.vectors_.shape[1]}")
         explicit = (filters or SearchFilters()).validated()
         intent = self.config.intent if use_intent is None else use_intent
+        with self.live_.lock.read():  # the whole query sees one state of the catalog
+            return self._search(text, explicit, page, page_size, mode, intent, fusion,
+                                user_vector, boost, start)
+
+    def _search(self, text: str, explicit: SearchFilters, page: int, page_size: int,
+                mode: Mode, intent: bool, fusion: Literal["rrf", "weighted"] | None,
+                user_vector: NDArray[np.float32] | None, boost: float, start: float
+                ) -> SearchResult:
         with tracing.span("search.retrieve") as span:  # no-ops unless tracing is on
             if span.is_recording():
                 span.set_attribute("sona.search.mode", mode)
@@ -324,21 +377,66 @@ class SearchEngine:
             ranked_ids=ids[ranked.positions].tolist(),
         )
 
+    def update(self, upserts: pd.DataFrame | None = None, removed: Any = ()) -> None:
+        """Add or replace ``upserts`` documents and drop ``removed`` ids, in place.
+
+        Only the upserted documents are embedded (outside the lock); then, under the
+        catalog's write lock, tantivy deletes and adds them in one commit, faiss removes
+        and adds their vectors, autocomplete, title, popularity and filter/facet arrays
+        follow (:class:`~sona.search.live.LiveCatalog`). Cost is proportional to the
+        changed documents, not the catalog. A query sees the catalog before or after the
+        whole update. Results equal those of :meth:`updated` (a rebuild), except that
+        BM25 statistics still count replaced/removed documents until tantivy merges their
+        segment, and an HNSW graph differs from a rebuilt one. Unknown removed ids are
+        ignored. :attr:`tombstones` grow with every change; the owner rebuilds with
+        :meth:`updated` when they outnumber the live documents.
+        """
+        self._check_built()
+        new = check_documents(upserts) if upserts is not None and len(upserts) else None
+        vecs = None
+        if new is not None:
+            vecs = self._embed(new)
+        gone = [i for i in removed]
+        with self.live_.lock.write():
+            self.live_.update(new, vecs, gone)
+
+    def upsert(self, documents: pd.DataFrame) -> None:
+        """Add or replace ``documents`` in place (:meth:`update`)."""
+        self.update(documents)
+
+    def remove(self, item_ids: Any) -> None:
+        """Drop the documents of ``item_ids`` in place (:meth:`update`); unknown ids are
+        ignored."""
+        self.update(None, item_ids)
+
+    def _embed(self, documents: pd.DataFrame) -> NDArray[np.float32]:
+        """Normalised embeddings of checked ``documents``."""
+        if self.encoder is None:
+            raise NotFittedError("SearchEngine has no encoder to embed new documents")
+        vecs = np.asarray(self.encoder.encode(document_texts(documents)), np.float32)
+        if vecs.shape != (len(documents), self.vectors_.shape[1]):
+            raise ValueError(f"encoder returned {vecs.shape} vectors for {len(documents)} "
+                             f"documents of dimension {self.vectors_.shape[1]}")
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return np.ascontiguousarray(vecs / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
     def updated(self, upserts: pd.DataFrame | None = None, removed: Any = ()) -> SearchEngine:
         """A new engine with ``upserts`` documents added or replaced and ``removed`` ids gone.
 
         Only the upserted documents are embedded (kept rows reuse their vectors); the text,
         vector and autocomplete indexes are rebuilt over the result, about 0.1 s for a
-        2,000-item catalog. This engine is left untouched, so queries in flight finish on it
-        while the caller swaps the reference: how catalog writes reach a live service.
+        2,000-item catalog. This engine is left untouched. The reference :meth:`update`
+        is compared with, and how the owner drops :attr:`tombstones`.
         """
         self._check_built()
         drop = {str(i) for i in removed}
         new = check_documents(upserts) if upserts is not None and len(upserts) else None
         if new is not None:
             drop |= {str(i) for i in new["item_id"]}
-        keep = ~self.documents_["item_id"].astype(str).isin(drop).to_numpy()
-        frames, vectors = [self.documents_[keep]], [self.vectors_[keep]]
+        with self.live_.lock.read():
+            docs, live_vectors = self.documents_, self.live_.live_vectors()
+        keep = ~docs["item_id"].astype(str).isin(drop).to_numpy()
+        frames, vectors = [docs[keep]], [live_vectors[keep]]
         if new is not None:
             if self.encoder is None:
                 raise NotFittedError("SearchEngine has no encoder to embed new documents")
@@ -361,13 +459,11 @@ class SearchEngine:
         if fixed & set(changes):
             raise ValueError(f"index-time settings {sorted(fixed & set(changes))} need a rebuild")
         other = SearchEngine(dataclasses.replace(self.config, **changes), self.encoder)
-        for name in ("documents_", "ids_", "vectors_", "arrays_", "freshness_", "text_index_",
-                     "vector_index_", "autocomplete_", "newest_year_", "build_timings_"):
-            setattr(other, name, getattr(self, name))
+        other.live_ = self.live_  # the same catalog, updates included
+        other.build_timings_ = self.build_timings_
         other._query_vectors = self._query_vectors
         other._documents = self._documents  # the same documents
-        other.retriever_ = Retriever(other.config, self.documents_, self.vectors_,
-                                     self.arrays_, self.text_index_, self.vector_index_)
+        other.retriever_ = Retriever(other.config, self.live_)
         return other
 
 
@@ -383,10 +479,16 @@ def save_engine(engine: SearchEngine, path: str | Path) -> None:
     if not isinstance(engine.encoder, TextEncoder):
         raise TypeError("only engines with the configured TextEncoder can be saved")
     out = Path(path)
-    io.write_yaml(out / "config.yaml", to_dict(engine.config))
-    io.write_parquet(out / "documents.parquet", engine.documents_)
-    io.write_npz_atomic(out / "vectors.npz", {"vectors": engine.vectors_})
-    engine.vector_index_.save(out / "vector_index")
+    with engine.live_.lock.read():
+        docs, vectors = engine.documents_, engine.live_.live_vectors()
+        index = engine.vector_index_
+        if engine.tombstones:  # positions are renumbered: index the live vectors afresh
+            index = FaissIndex(engine.config.vector)
+            index.add(np.arange(len(docs), dtype=np.int64), vectors)
+        io.write_yaml(out / "config.yaml", to_dict(engine.config))
+        io.write_parquet(out / "documents.parquet", docs)
+        io.write_npz_atomic(out / "vectors.npz", {"vectors": vectors})
+        index.save(out / "vector_index")
 
 
 def load_engine(path: str | Path) -> SearchEngine:
@@ -400,6 +502,10 @@ def load_engine(path: str | Path) -> SearchEngine:
     engine = SearchEngine(config, TextEncoder(config.encoder))
     engine.build(docs, vectors=vectors, vector_index=FaissIndex.load(src / "vector_index"))
     return engine
+
+
+def _frame_value(value: Any) -> Any:
+    return np.float64(value) if isinstance(value, float) else value
 
 
 def _plain(value: Any) -> Any:

@@ -75,6 +75,9 @@ class FaissIndex:
         self._ids: IdIndex | None = None
         self._index: Any = None
         self._dim = 0
+        # positions removed by remove(): skipped by every search (see remove)
+        self._removed: NDArray[np.int64] = np.zeros(0, np.int64)
+        self._selector: Any = None
 
     # --- construction -----------------------------------------------------------------
 
@@ -146,7 +149,43 @@ class FaissIndex:
                 else IdIndex(np.zeros(0, np.int64), self.config.kind_of_ids))
 
     def __len__(self) -> int:
-        return 0 if self._index is None else int(self._index.ntotal)
+        """Searchable vectors (added minus removed)."""
+        return 0 if self._index is None else int(self._index.ntotal) - len(self._removed)
+
+    def remove(self, ids: IdArray) -> None:
+        """Remove ``ids`` from every later search; the cost is proportional to ``len(ids)``.
+
+        HNSW graphs cannot delete nodes (faiss has no ``remove_ids`` for them) and a flat
+        index's ``remove_ids`` renumbers every later vector, so all kinds do the same: the
+        positions are kept in a sorted array and searches pass a faiss ``IDSelector`` that
+        skips them, inside the index (the HNSW walk and IVF scan skip them; top-k lists
+        stay full). The vectors stay stored until the owner rebuilds the index. A removed
+        id cannot be added again (add it under a new id).
+
+        Raises:
+            UnknownIdError: an id that was never added.
+        """
+        pos = np.unique(self.ids.numbers(np.asarray(ids)).astype(np.int64))
+        if not len(pos):
+            return
+        faiss = _faiss()
+        removed = np.union1d(self._removed, pos)
+        inner = faiss.IDSelectorBatch(removed)
+        selector = faiss.IDSelectorNot(inner)
+        selector.referenced_objects = [inner]  # keep the wrapped selector alive
+        self._removed, self._selector = removed, selector
+
+    def _search_params(self) -> Any:
+        """faiss search parameters skipping removed positions (None when there are none)."""
+        if self._selector is None:
+            return None
+        faiss = _faiss()
+        if self.config.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=self._selector, efSearch=self.config.ef_search)
+        if self.config.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=self._selector,
+                                             nprobe=min(self.config.nprobe, self.config.nlist))
+        return faiss.SearchParameters(sel=self._selector)
 
     def add(self, ids: IdArray, vectors: NDArray[np.float32]) -> None:
         """Append vectors under new, distinct ids (IVF trains its cells on the first call).
@@ -188,7 +227,9 @@ class FaissIndex:
         ex = exclusion_matrix(exclude, len(q), self.ids)
         extra = int(np.diff(ex.indptr).max(initial=0)) if ex is not None else 0
         fetch = min(n, k + extra)
-        dist, labels = self._index.search(q, fetch)
+        params = self._search_params()
+        dist, labels = (self._index.search(q, fetch) if params is None
+                        else self._index.search(q, fetch, params=params))
         labels = labels.astype(np.int64)
         scores = -dist.astype(np.float64) if self.config.metric == "l2" else dist.astype(np.float64)
         drop = labels < 0
@@ -205,8 +246,9 @@ class FaissIndex:
         return to_recommendations(labels, scores, self.ids, k)
 
     def save(self, path: Any) -> None:
-        """Write ``config.yaml``, ``arrays.npz`` (serialised faiss index), ``ids.parquet``."""
-        arrays: dict[str, np.ndarray] = {}
+        """Write ``config.yaml``, ``arrays.npz`` (serialised faiss index and the removed
+        positions), ``ids.parquet``."""
+        arrays: dict[str, np.ndarray] = {"removed": self._removed}
         if self._index is not None:
             arrays["faiss"] = np.asarray(_faiss().serialize_index(self._index), dtype=np.uint8)
         config = {"index": "faiss", "dim": self._dim, **to_dict(self.config)}
@@ -225,4 +267,6 @@ class FaissIndex:
             index._dim = dim
             index._ids = IdIndex(ids["item"], kind=index.config.kind_of_ids)
             index._apply_search_params()
+            if len(arrays.get("removed", ())):
+                index.remove(index.ids.ids(arrays["removed"]))
         return index

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from sona.errors import UnknownIdError
@@ -24,13 +23,13 @@ from sona.search.facets import facet_counts
 from sona.search.filters import DocumentArrays, SearchFilters
 from sona.search.fusion import personalize, rerank, rrf, union
 from sona.search.intent import ParsedQuery, parse_query, without_references
-from sona.search.text_index import TextIndex, words
+from sona.search.live import LiveCatalog, title_key
+from sona.search.text_index import TextIndex
 
 if TYPE_CHECKING:
     from sona.search.engine import SearchConfig
     from sona.search.faiss_index import FaissIndex
 
-_ARTICLES = ("the", "a", "an")
 _EMPTY_POS = np.zeros(0, np.int64)
 _EMPTY_SCORES = np.zeros(0, np.float64)
 
@@ -44,14 +43,6 @@ class RrfWeights:
     keyword: float = 0.20  # BM25 list
     graph: float = 0.30  # neighbours of "like <title>" references
     popularity: float = 0.15  # most popular allowed items
-
-
-def title_key(text: str) -> str:
-    """Normalised title for exact lookups: folded words without a leading article."""
-    toks = words(text)
-    if len(toks) > 1 and toks[0] in _ARTICLES:
-        toks = toks[1:]
-    return " ".join(toks)
 
 
 @dataclass
@@ -75,36 +66,60 @@ class Candidates:
 
 
 class Retriever:
-    """Query-time retrieval over built indexes (stateless per request)."""
+    """Query-time retrieval over built indexes (stateless per request).
 
-    def __init__(self, config: SearchConfig, documents: pd.DataFrame,
-                 vectors: NDArray[np.float32], arrays: DocumentArrays, text: TextIndex,
-                 index: FaissIndex) -> None:
+    Reads the engine's :class:`~sona.search.live.LiveCatalog`, shared by every
+    :meth:`~sona.search.engine.SearchEngine.with_config` view; callers hold its read lock.
+    """
+
+    def __init__(self, config: SearchConfig, live: LiveCatalog) -> None:
         self.config = config
-        self.documents = documents
-        self.vectors = vectors
-        self.arrays = arrays
-        self.text = text
-        self.index = index
-        self.positions = pd.Index(documents["item_id"].to_numpy())
-        self.titles: dict[str, list[int]] = {}
-        self.title_words: list[set[str]] = []
-        for pos, row in enumerate(documents.itertuples(index=False)):
-            for t in (row.title, *row.alternate_titles):
-                self.titles.setdefault(title_key(t), []).append(pos)
-            self.title_words.append(set(words(" ".join((row.title, *row.alternate_titles)))))
-        years = arrays.year
-        self.newest_year = int(np.nanmax(years)) if np.isfinite(years).any() else 2026
-        # positions by descending popularity (ties: lower position first), for the
-        # popularity list: the first k allowed rows of this order
-        self.by_popularity = np.lexsort((np.arange(len(arrays)), -arrays.popularity))
-        self.coverage = {
-            "platforms": bool((arrays.platform_bits != 0).any()),
-            "runtime": bool(np.isfinite(arrays.runtime).any()),
-            "maturity": bool(np.isfinite(arrays.maturity_level).any()),
-            "rating": bool(np.isfinite(arrays.rating).any()),
-            "year": bool(np.isfinite(arrays.year).any()),
-        }
+        self.live = live
+
+    @property
+    def vectors(self) -> NDArray[np.float32]:
+        """Normalised document embeddings (row = position)."""
+        return self.live.vectors
+
+    @property
+    def arrays(self) -> DocumentArrays:
+        """Filter/facet/boost columns (row = position)."""
+        return self.live.arrays
+
+    @property
+    def text(self) -> TextIndex:
+        """The keyword index."""
+        return self.live.text
+
+    @property
+    def index(self) -> FaissIndex:
+        """The vector index (labels = positions)."""
+        return self.live.index
+
+    @property
+    def titles(self) -> dict[str, list[int]]:
+        """:func:`title_key` of every title and alternate title -> live positions."""
+        return self.live.titles
+
+    @property
+    def title_words(self) -> list[set[str]]:
+        """Words of each position's titles."""
+        return self.live.title_words
+
+    @property
+    def newest_year(self) -> int:
+        """Newest release year of the catalog (2026 when none is known)."""
+        return self.live.newest_year or 2026
+
+    @property
+    def by_popularity(self) -> NDArray[np.int64]:
+        """Live positions by descending popularity (ties: lower position first)."""
+        return self.live.by_popularity
+
+    @property
+    def coverage(self) -> dict[str, bool]:
+        """Whether any live document has data for each optional filter field."""
+        return self.live.coverage
 
     def position(self, item_id: Any) -> int:
         """Row of ``item_id`` (raises UnknownIdError).
@@ -112,13 +127,12 @@ class Retriever:
         Catalog ids are strings; a MovieLens id given as an int (model item ids of an
         integer interaction log) names the same item (``50`` and ``"50"``).
         """
-        try:
-            pos = self.positions.get_loc(item_id)
-        except KeyError:
-            try:
-                pos = self.positions.get_loc(str(item_id))
-            except KeyError:
-                raise UnknownIdError("item", [item_id]) from None
+        slot_of = self.live.slot_of
+        pos = slot_of.get(item_id)
+        if pos is None:
+            pos = slot_of.get(str(item_id))
+        if pos is None:
+            raise UnknownIdError("item", [item_id])
         return int(pos)
 
     # --- intent ----------------------------------------------------------------------
@@ -179,7 +193,7 @@ class Retriever:
                 unresolved.append(ref)
             else:
                 refs.append(pos)
-                titles.append(str(self.documents["title"].iat[pos]))
+                titles.append(self.live.title(pos))
         parsed = without_references(parsed, unresolved)
         intent_filters, ignored = self._uncovered(parsed.filters)
         notes: dict[str, Any] = {}
@@ -209,6 +223,8 @@ class Retriever:
         excluded = np.unique(np.concatenate([ref_pos, self._excluded_ids(filters),
                                              self._not_allowed(filters)]))
         mask = self.arrays.mask(filters, excluded)
+        if self.live.n_dead:
+            mask &= self.live.alive
         out = Candidates(parsed=parsed, filters=filters)
         n_allowed = int(mask.sum())
         if n_allowed == 0:
@@ -238,24 +254,24 @@ class Retriever:
     def _excluded_ids(self, filters: SearchFilters) -> NDArray[np.int64]:
         if not filters.exclude_ids:
             return _EMPTY_POS
-        pos = self.positions.get_indexer(list(filters.exclude_ids))
-        return pos[pos >= 0].astype(np.int64)
+        pos = self.live.slots(list(filters.exclude_ids))
+        return pos[pos >= 0]
 
     def _not_allowed(self, filters: SearchFilters) -> NDArray[np.int64]:
         """Positions outside ``filters.only_ids`` (none when it is unset)."""
         if filters.only_ids is None:
             return _EMPTY_POS
         ids: list[Any] = list(filters.only_ids)
-        if self.positions.dtype.kind in "iu":  # MovieLens ids: the catalog's "50" is 50
+        if self.live.integer_ids:  # MovieLens ids: the catalog's "50" is 50
             ids = [int(i) for i in ids if str(i).isdigit()]
-        pos = self.positions.get_indexer(ids)
-        keep = np.zeros(len(self.positions), bool)
+        pos = self.live.slots(ids)
+        keep = np.zeros(self.live.n, bool)
         keep[pos[pos >= 0]] = True
         return np.flatnonzero(~keep).astype(np.int64)
 
     def _vector_search(self, q: NDArray[np.float32], mask: NDArray[np.bool_], n_allowed: int,
                        k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        n = len(mask)
+        n = self.live.n_live  # tombstones are masked out and not in the faiss index
         if n_allowed < n and n_allowed / n < self.config.prefilter_selectivity:
             return self._exact(q, np.flatnonzero(mask), k)
         fetch = min(n, k if n_allowed == n else k * self.config.over_query)

@@ -18,6 +18,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,7 @@ class TextIndex:
         self._vocab: dict[int, list[str]] = {}
         self._vocab_set: set[str] = set()
         self._freq: Counter[str] = Counter()
+        self._writer: Any = None  # kept open by update() after the first change
         self.n_docs_ = 0
 
     # --- build ---------------------------------------------------------------------
@@ -119,6 +121,34 @@ class TextIndex:
         sb.add_float_field("runtime", indexed=True, fast=True)
         return sb.build()
 
+    def _document(self, pos: int, row: Any) -> Any:
+        """The tantivy document of one document-frame row (``itertuples``) at ``pos``."""
+        import tantivy
+
+        doc = tantivy.Document()
+        doc.add_unsigned("pos", pos)
+        doc.add_text("title", row.title)
+        for alt in row.alternate_titles:
+            doc.add_text("alternate_titles", alt)
+        if row.overview:
+            doc.add_text("overview", row.overview)
+        for person in row.people:
+            doc.add_text("people", person)
+        for genre in row.genres:
+            doc.add_text("genres", _GENRE_WORDS.get(genre, genre.replace("_", " ")))
+            doc.add_text("genre_tag", genre)
+        for platform in row.platforms:
+            doc.add_text("platform_tag", platform)
+        if not np.isnan(row.year):
+            doc.add_integer("year", int(row.year))
+        if row.maturity in MATURITY_LEVELS:
+            doc.add_integer("maturity", MATURITY_LEVELS[row.maturity])
+        if not np.isnan(row.rating):
+            doc.add_float("rating", float(row.rating))
+        if not np.isnan(row.runtime):
+            doc.add_float("runtime", float(row.runtime))
+        return doc
+
     def build(self, documents: pd.DataFrame) -> TextIndex:
         """Index a checked document frame (:func:`~sona.search.documents.check_documents`).
 
@@ -132,31 +162,8 @@ class TextIndex:
         writer = index.writer(heap_size=self.config.heap_mb * 1_000_000, num_threads=1)
         freq: Counter[str] = Counter()
         for pos, row in enumerate(documents.itertuples(index=False)):
-            doc = tantivy.Document()
-            doc.add_unsigned("pos", pos)
-            doc.add_text("title", row.title)
-            for alt in row.alternate_titles:
-                doc.add_text("alternate_titles", alt)
-            if row.overview:
-                doc.add_text("overview", row.overview)
-            for person in row.people:
-                doc.add_text("people", person)
-            for genre in row.genres:
-                doc.add_text("genres", _GENRE_WORDS.get(genre, genre.replace("_", " ")))
-                doc.add_text("genre_tag", genre)
-            for platform in row.platforms:
-                doc.add_text("platform_tag", platform)
-            if not np.isnan(row.year):
-                doc.add_integer("year", int(row.year))
-            if row.maturity in MATURITY_LEVELS:
-                doc.add_integer("maturity", MATURITY_LEVELS[row.maturity])
-            if not np.isnan(row.rating):
-                doc.add_float("rating", float(row.rating))
-            if not np.isnan(row.runtime):
-                doc.add_float("runtime", float(row.runtime))
-            writer.add_document(doc)
-            text = " ".join([row.title, *row.alternate_titles, *row.people, row.overview])
-            freq.update(words(text))
+            writer.add_document(self._document(pos, row))
+            freq.update(_row_words(row))
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
@@ -169,7 +176,59 @@ class TextIndex:
         self._searcher = index.searcher()
         self._vocab, self._vocab_set, self._freq = dict(by_length), set(freq), freq
         self.n_docs_ = len(documents)
+        self._writer = None
         return self
+
+    def update(self, removed: Iterable[tuple[int, Any]], added: Iterable[tuple[int, Any]]
+               ) -> None:
+        """Delete and add documents in place: ``(position, row)`` pairs (``itertuples`` rows).
+
+        Deletes by the ``pos`` term and adds the new documents in one commit, then swaps in
+        a searcher of the new commit (a searcher is a point-in-time view, so a query holding
+        the old one finishes on it). The spelling vocabulary follows word by word. Cost:
+        proportional to the changed documents (tantivy writes them as a new small segment
+        and merges segments in the background). BM25 statistics (document frequencies,
+        average field length) count a deleted document until the merge that purges it, as
+        in Lucene, so scores can differ slightly from a freshly built index.
+        """
+        from tantivy import Query
+
+        if self._index is None:
+            from sona.errors import NotFittedError
+
+            raise NotFittedError("TextIndex.update called before build(documents)")
+        if self._writer is None:  # build's writer is gone after wait_merging_threads
+            self._writer = self._index.writer(heap_size=self.config.heap_mb * 1_000_000,
+                                              num_threads=1)
+        writer = self._writer
+        delta = 0
+        for pos, row in removed:
+            writer.delete_documents_by_query(Query.term_query(self._schema, "pos", pos))
+            self._forget(_row_words(row))
+            delta -= 1
+        for pos, row in added:
+            writer.add_document(self._document(pos, row))
+            self._learn(_row_words(row))
+            delta += 1
+        writer.commit()
+        self._index.reload()
+        self._searcher = self._index.searcher()
+        self.n_docs_ += delta
+
+    def _learn(self, found: list[str]) -> None:
+        for word in found:
+            if not self._freq[word]:
+                self._vocab.setdefault(len(word), []).append(word)
+                self._vocab_set.add(word)
+            self._freq[word] += 1
+
+    def _forget(self, found: list[str]) -> None:
+        for word in found:
+            self._freq[word] -= 1
+            if self._freq[word] <= 0:
+                del self._freq[word]
+                self._vocab_set.discard(word)
+                self._vocab[len(word)].remove(word)
 
     def __len__(self) -> int:
         return self.n_docs_
@@ -294,6 +353,11 @@ class TextIndex:
         query = flt if flt is not None else Query.all_query()
         result: Any = self._searcher.search(query, 1, count=True)
         return int(result.count)
+
+
+def _row_words(row: Any) -> list[str]:
+    """The indexed words of a row that feed the spelling vocabulary (with repeats)."""
+    return words(" ".join([row.title, *row.alternate_titles, *row.people, row.overview]))
 
 
 __all__ = ["STOPWORDS", "TextIndex", "TextIndexConfig", "fold", "words"]

@@ -9,7 +9,8 @@ how long it took. An empty catalog is first seeded from the ML-100K files in
 ``search.dataset`` (:mod:`sona.ingest.movielens`, what ``sona ingest run`` does first).
 Catalog writes and processed webhooks reach the live engine through
 :meth:`SearchService.apply` (an ``index_listeners`` entry of the app): the written items
-are re-read from the catalog, embedded and swapped in without a restart. With
+are re-read from the catalog, embedded and applied to the live indexes in place (only the
+written items are indexed: :meth:`~sona.search.engine.SearchEngine.update`). With
 ``encoder: minilm`` the document vectors come from the MiniLM embedding cache (about a
 second for ML-100K); ``encoder: tfidf`` fits TF-IDF/LSA instead (no model load; such an
 engine cannot be saved, so it is rebuilt at every start). The query encoder is warmed up on
@@ -127,8 +128,11 @@ class SearchService:
         """Follow a catalog change: upserted items are re-read from the catalog (absent
         ones, deleted since, are dropped) and embedded, removed ones leave the engine.
 
-        The new engine (:meth:`SearchEngine.updated`) replaces the old one in one reference
-        swap, so a search sees either the old or the new catalog, never a mix.
+        The engine is updated in place (:meth:`SearchEngine.update`: tantivy, faiss and
+        autocomplete change by the written items only), under its write lock, so a search
+        sees either the old or the new catalog, never a mix. Once the tombstones of
+        replaced or removed documents outnumber the live ones, a rebuilt engine
+        (:meth:`SearchEngine.updated`) replaces it in one reference swap instead.
         """
         if self.error is not None or self.catalog is None:
             return
@@ -138,13 +142,16 @@ class SearchService:
             gone = [*update.removed_ids, *(set(update.upsert_ids)
                                            - {i.canonical_id for i in found})]
             start = time.perf_counter()
-            old = self._handler.engine
-            engine = old.updated(documents_from_items(found) if found else None, gone)
+            engine = self._handler.engine
+            engine.update(documents_from_items(found) if found else None, gone)
+            how = "in place"
+            if engine.tombstones > len(engine):
+                engine, how = engine.updated(), "rebuilt"
             if self._user_vectors is not None:
                 self._handler.user_vectors = self._user_vectors(engine)
             self._handler.engine = engine
-        log.info("search index: %d upserted, %d removed in %.3f s (%d documents)",
-                 len(found), len(gone), time.perf_counter() - start, len(engine))
+        log.info("search index: %d upserted, %d removed %s in %.3f s (%d documents)",
+                 len(found), len(gone), how, time.perf_counter() - start, len(engine))
 
     @property
     def handler(self) -> SearchHandler:
