@@ -245,7 +245,16 @@ class _Builder:
 
     def schemas(self) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
         refs, top = models_json_schema(self.models, ref_template="#/components/schemas/{model}")
-        return refs, top.get("$defs", {})
+        defs: dict[str, Any] = top.get("$defs", {})
+        # OPENAPI_EXTRA: rules a model states only in this document (e.g. a cross-field
+        # if/then), kept out of its pydantic schema, which BentoML's client and `bentoml
+        # build` also read and cannot take (an anyOf branch is read as the properties;
+        # its Schema class refuses "if")
+        for key in self.models:
+            extra = getattr(key[0], "OPENAPI_EXTRA", None)
+            if extra and "$ref" in refs[key]:
+                defs[refs[key]["$ref"].rsplit("/", 1)[-1]].update(extra)
+        return refs, defs
 
 
 def _parameters(where: Literal["query", "path"], schema: dict[str, Any],

@@ -8,7 +8,7 @@ are integers, SPEC ids are UUID strings); they are matched against the model's i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -219,14 +219,14 @@ GenreLabel = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK
 class ProfileUpdateRequest(_Request):
     """``POST /api/v1/profile/update``; ``signup_genres`` seeds cold-start results."""
 
-    # at least one event or a signup_genres list (the validator below; the schema says so:
-    # without signup_genres, or with it null, viewing_events must hold an event). Written as
-    # if/then, not anyOf: BentoML's client reads a top-level anyOf branch as the input's
-    # properties and then refuses user_id
-    model_config = ConfigDict(json_schema_extra={
+    # at least one event or a signup_genres list (the validator below; the OpenAPI document
+    # says so: without signup_genres, or with it null, viewing_events must hold an event).
+    # Only in that document (sona.serving.routing): BentoML's client read a top-level anyOf
+    # branch as the input's properties, and `bentoml build` refuses "if"
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
         "if": {"properties": {"signup_genres": {"type": "null"}}},
         "then": {"required": ["viewing_events"],
-                 "properties": {"viewing_events": {"minItems": 1}}}})
+                 "properties": {"viewing_events": {"minItems": 1}}}}
 
     user_id: UserId
     viewing_events: list[ViewingEventIn] = Field(default_factory=list, max_length=1000)
