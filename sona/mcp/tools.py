@@ -208,15 +208,17 @@ class SonaTools:
 
     def get_content_details(self, content_id: str) -> dict[str, Any]:
         """A title's metadata: the catalog store's record, else the search catalog's."""
+        # whether the served model can recommend it (catalog items it was not trained on
+        # and cannot embed are searchable only)
+        in_model = self.app.store.ready and int(self.app.store.current.items.numbers(
+            [content_id], missing="negative")[0]) >= 0
         item = self._catalog_item(content_id)
         if item is not None:
-            return {"source": "catalog", **item}
+            return {"source": "catalog", **item, "recommendable": bool(in_model)}
         doc = self._document(content_id)
         if doc is None:
             raise ToolFailure(404, {"error": "not_found",
                                     "message": f"unknown content id {content_id!r}"})
-        in_model = self.app.store.ready and int(self.app.store.current.items.numbers(
-            [content_id], missing="negative")[0]) >= 0
         return {"source": "search_catalog", **doc, "recommendable": bool(in_model)}
 
     def check_availability(self, content_id: str, region: str | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sona.catalog.schema import Availability, ContentItem
 from sona.catalog.store import CatalogStore
 from sona.data.sources import MovieLens
 from sona.db import sqlite_url
+from sona.ingest.movielens import movielens_items, seed_catalog
 from sona.serving.process import REPO_ROOT
 from tests.sync.live import export_ml100k, write_config
 
@@ -36,6 +37,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, ml100k: MovieLens) -> tuple[
     export_ml100k(ml100k, work / "models")
     config = write_config(work / "serving.yaml", work / "models")
     store = CatalogStore(sqlite_url(work / "catalog.db"))
+    seed_catalog(store, movielens_items(ml100k))  # the one item space: MovieLens ids first
     item = store.add(ContentItem(title="The Night Garden", release_year=2024, availability=[
         Availability(platform="netflix", availability_type="subscription", regions=["US", "CA"],
                      deep_link_url="nflx://www.netflix.com/title/81234567",
