@@ -106,9 +106,10 @@ class SonaTools:
         """``POST /api/v1/search`` (hybrid keyword + vector)."""
         filters = None
         if genres or year_min is not None or year_max is not None:
-            filters = FiltersModel(genres=genres or [], year_range=Range(
-                min=year_min, max=year_max) if year_min is not None or year_max is not None
-                else None)
+            filters = FiltersModel.model_validate({
+                "genres": genres or [],
+                "year_range": Range(min=year_min, max=year_max)
+                if year_min is not None or year_max is not None else None})
         req = SearchRequest(query=query, filters=filters, page_size=limit, user_id=user_id)
         body = self._call("search", lambda: self.app.search.handler.search(req))
         return {"query": query, "total_count": body["total_count"], "results": [
