@@ -33,7 +33,7 @@ demo: data  ## run the experiments on MovieLens 100K, print the leaderboards, pr
 	$(BIN)/sona run experiments/ml100k-baselines.yaml
 	$(BIN)/sona run experiments/ml100k-zoo.yaml
 	$(BIN)/sona run experiments/ml100k-pipeline.yaml
-	$(BIN)/sona ingest run --db sqlite:///datasets/cache/catalog.db
+	$(BIN)/sona ingest run  # into serving/catalog.db, the catalog `sona serve` reads
 	$(BIN)/sona search eval
 	$(BIN)/sona promote --experiment ml100k-pipeline --model pipeline --metric ndcg_at_10 --reason "make demo"
 	@echo "Open the runs: make mlflow-ui  (then http://127.0.0.1:5000)"

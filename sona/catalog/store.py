@@ -30,7 +30,9 @@ from sona.errors import SonaError, UnknownIdError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "sqlite:///datasets/cache/catalog.db"
+#: the one catalog: `sona serve` reads catalog.db next to its database (serving/sona.db), and
+#: `sona ingest run`, `sona search eval/query` write and read the same file by default
+DEFAULT_URL = "sqlite:///serving/catalog.db"
 _JSON_FIELDS = ("alternate_titles", "keywords", "themes", "audio_languages", "genres",
                 "external_ids", "credits", "images", "series", "availability", "source_platforms")
 # fields a PATCH may not touch: identity and bookkeeping

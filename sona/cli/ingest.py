@@ -108,7 +108,7 @@ def run(
     data: Annotated[Path, typer.Option(help="MovieLens 100K folder.")] = Path("datasets/ml-100k"),
     db: Annotated[
         str, typer.Option(help="Catalog database URL.")
-    ] = "sqlite:///datasets/cache/catalog.db",
+    ] = "sqlite:///serving/catalog.db",
     seed: Annotated[int, typer.Option(help="Feed generator seed.")] = 42,
     n_movies: Annotated[
         int | None, typer.Option(help="Sample this many movies (default: all).")
@@ -259,7 +259,7 @@ def evaluate(
 def quality(
     db: Annotated[
         str, typer.Option(help="Catalog database URL.")
-    ] = "sqlite:///datasets/cache/catalog.db",
+    ] = "sqlite:///serving/catalog.db",
     threshold: Annotated[float, typer.Option(help="Report items scoring below this.")] = 0.6,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:

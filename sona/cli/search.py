@@ -52,7 +52,7 @@ def query(
     ] = "datasets/cache/embeddings",
     db: Annotated[
         str, typer.Option(help="Catalog database URL (seeded from --data when empty).")
-    ] = "sqlite:///datasets/cache/catalog.db",
+    ] = "sqlite:///serving/catalog.db",
 ) -> None:
     """Search the catalog and print the results, the parsed intent and the facets."""
     from sona.search.filters import SearchFilters
@@ -91,7 +91,7 @@ def evaluate(
     ] = "datasets/cache/embeddings",
     db: Annotated[
         str, typer.Option(help="Catalog database URL (seeded from --data when empty).")
-    ] = "sqlite:///datasets/cache/catalog.db",
+    ] = "sqlite:///serving/catalog.db",
     out: Annotated[
         Path, typer.Option(help="Where to write the summary JSON.")
     ] = Path("benchmarks/results/search-eval.json"),
