@@ -6,12 +6,26 @@ traceback: the CLI prints ``str(error)`` on one line and exits with status 2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
 class SonaError(Exception):
     """Base class of every error SONA raises on purpose."""
+
+
+class RequestError(SonaError):
+    """A request a SONA service cannot serve: HTTP ``status``, machine ``code``, a
+    ``message`` naming the problem and the offending ``fields`` (the sync and playback
+    services raise subclasses; serving turns any of them into the same 4xx JSON body)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 fields: Sequence[str] = ()) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+        super().__init__(message)
 
 
 class DataError(SonaError, ValueError):

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sona.errors import SonaError
+from sona.errors import RequestError
 from sona.events import EventRecorder, LogEvent
 from sona.playback.store import PlaybackSession, PlaybackStore, Progress
 
@@ -39,16 +39,8 @@ UnknownContent = Callable[[Sequence[str]], list[str]]
 """Returns the ids (of those given) that are not in the item space."""
 
 
-class PlaybackError(SonaError):
+class PlaybackError(RequestError):
     """A playback request that cannot be served: HTTP ``status``, ``code``, bad ``fields``."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 fields: Sequence[str] = ()) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = list(fields)
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,12 @@ body ``{"error": ..., "message": ..., **details}`` with ``status`` as the HTTP s
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sona.errors import SonaError
+from sona.errors import RequestError, SonaError
+
+T = TypeVar("T")
 
 
 class ApiError(SonaError):
@@ -36,4 +39,13 @@ class ApiError(SonaError):
         return {"error": self.error, "message": self.message, **self.details}
 
 
-__all__ = ["ApiError"]
+def service_call(call: Callable[[], T]) -> T:
+    """Run a service call (sync, playback), turning its :class:`~sona.errors.RequestError`
+    into the matching :class:`ApiError` (same status, code and fields)."""
+    try:
+        return call()
+    except RequestError as exc:
+        raise ApiError(exc.status, exc.code, exc.message, fields=exc.fields) from exc
+
+
+__all__ = ["ApiError", "service_call"]

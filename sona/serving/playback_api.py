@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, TypeVar
 from sona.db import sqlite_url
 from sona.errors import UnknownIdError
 from sona.events import EventLog, EventRecorder, LogEvent
-from sona.playback import PlaybackError, PlaybackService, PlaybackStore, Progress
+from sona.playback import PlaybackService, PlaybackStore, Progress
 from sona.playback.store import PlaybackSession
-from sona.serving.errors import ApiError
+from sona.serving.errors import ApiError, service_call
 from sona.serving.playback_schemas import (
     ContinueWatchingQuery,
     ContinueWatchingResponse,
@@ -66,12 +66,8 @@ def unknown_content(app: SonaApp, content_ids: Sequence[str]) -> list[str]:
     return []
 
 
-def playback_call(call: Callable[[], T]) -> T:
-    """Run a playback call, turning a :class:`PlaybackError` into the matching ApiError."""
-    try:
-        return call()
-    except PlaybackError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, fields=exc.fields) from exc
+#: a playback call with its PlaybackError as the matching ApiError
+playback_call = service_call
 
 
 class PlaybackHandler:

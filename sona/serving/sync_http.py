@@ -38,11 +38,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from sona.profile import ViewingEvent
 from sona.serving.asgi import parse_body, parse_query, validation_body
 from sona.serving.auth import api_key_from_headers, require_scope
-from sona.serving.errors import ApiError
+from sona.serving.errors import ApiError, service_call
 from sona.serving.routing import Operation, api_route
 from sona.serving.schemas import ProfileUpdateRequest, ViewingEventIn
 from sona.sync.schemas import PullRequest, PushRequest, RegisterDeviceRequest, UserId
-from sona.sync.service import SyncError
 
 if TYPE_CHECKING:
     from sona.serving.app import SonaApp
@@ -68,12 +67,8 @@ class ChannelQuery(BaseModel):
     device_id: str
 
 
-def sync_call(call: Callable[[], T]) -> T:
-    """Run a sync-service call, turning a :class:`SyncError` into the matching ApiError."""
-    try:
-        return call()
-    except SyncError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, fields=exc.fields) from exc
+#: a sync-service call with its SyncError as the matching ApiError
+sync_call = service_call
 
 
 def record_signals(app: SonaApp, user_id: str, events: list[ViewingEvent]) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sona.errors import SonaError
+from sona.errors import RequestError
 from sona.sync.clock import ClockError, HybridLogicalClock, Timestamp, wall_ms
 from sona.sync.document import Operation, OpKind, SyncDocument
 from sona.sync.signals import SignalConfig, SignalSink, viewing_events
@@ -35,16 +35,8 @@ Listener = Callable[[dict[str, Any]], None]
 """Receives ``{"type": "ops", "ops": [...], "clock": ...}`` or ``{"type": "revoked"}``."""
 
 
-class SyncError(SonaError):
+class SyncError(RequestError):
     """A sync request that cannot be served: HTTP ``status``, ``code`` and the bad ``fields``."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 fields: Sequence[str] = ()) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = list(fields)
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
