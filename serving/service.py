@@ -9,6 +9,7 @@ errors to statuses in one place. Adding an endpoint = one method like those belo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,10 @@ def _app() -> SonaApp:
     if not _running:
         raise RuntimeError("the SONA service has not started")
     return _running[0]
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
 
 
 def _health() -> dict[str, Any]:
@@ -130,9 +135,10 @@ class Sona:
         self.app.close()
 
     def _reply(self, ctx: bentoml.Context, endpoint: str, handler: Callable[[], Any],
-               scope: str | None = None) -> Any:
+               scope: str | None = None, started: float | None = None) -> Any:
         headers = dict(ctx.request.headers) if scope is not None else None
-        status, body = self.app.dispatch(endpoint, handler, headers=headers, scope=scope)
+        status, body = self.app.dispatch(endpoint, handler, headers=headers, scope=scope,
+                                         started=started)
         ctx.response.status_code = status
         # a Response skips BentoML's output path, which rebuilds the ``dict`` output's JSON
         # schema (pydantic TypeAdapter) on every request to pick the media type
@@ -151,8 +157,15 @@ class Sona:
              summary="A viewer's recommendations (logged as an exposure in a running A/B test)")
     async def recommendations(self, body: RecommendationRequest, /,
                               ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "recommendations",
-                           lambda: self.app.experiments.recommendations(body))
+        # concurrent requests are ranked together (one Pipeline.rank call per batch, each
+        # list the one it gets alone); the first of an idle period is ranked at once
+        started = time.perf_counter()
+        try:
+            resp: Any = await self.app.recs_batcher.submit(body)
+        except Exception as exc:  # noqa: BLE001 - dispatch maps it to its status
+            failed = exc
+            return self._reply(ctx, "recommendations", lambda: _raise(failed), started=started)
+        return self._reply(ctx, "recommendations", lambda: resp, started=started)
 
     @bentoml.api(route="/api/v1/recommendations/batch")
     @declare(response=BatchRecommendationResponse, errors=(404, 503), tag="recommendations",

@@ -39,6 +39,7 @@ from sona.playback import PlaybackConfig
 from sona.profile import ProfileStore
 from sona.serving.audit import AuditLog
 from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
+from sona.serving.batching import MicroBatcher
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.catalog_items import CatalogItemsFollower
 from sona.serving.errors import ApiError
@@ -52,7 +53,7 @@ from sona.serving.ratelimit import RateLimitConfig, validate_rate_limits
 from sona.serving.readiness import Check, database_check, run_checks
 from sona.serving.recs_api import RecsConfig, RecsHandler
 from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_database_outage
-from sona.serving.schemas import ReloadRequest
+from sona.serving.schemas import RecommendationRequest, RecommendationResponse, ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
 from sona.serving.sync_http import record_signals
@@ -257,6 +258,10 @@ class SonaApp:
         self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs,
                                 breaker=self.model_breaker, timeout_s=res.model_timeout_s)
         self.experiments = ExperimentsHandler.for_app(self)
+        # concurrent /recommendations requests ranked together, one Pipeline.rank call per
+        # batch (issue 12; the async endpoint awaits it on the event loop)
+        self.recs_batcher: MicroBatcher[RecommendationRequest, RecommendationResponse] = \
+            MicroBatcher(self.experiments.recommendations_many, max_batch=32)
         # vector upserts/removals from catalog writes and webhook events go to each listener
         self.index_listeners: list[IndexUpdater] = []
         self.catalog = build_catalog_handler(config.catalog, config.database,
@@ -343,14 +348,17 @@ class SonaApp:
     # --- dispatch ---------------------------------------------------------------------------
 
     def dispatch(self, endpoint: str, handler: Callable[[], BaseModel | Mapping[str, Any]], *,
-                 headers: Mapping[str, str] | None = None,
-                 scope: str | None = None) -> tuple[int, dict[str, Any]]:
+                 headers: Mapping[str, str] | None = None, scope: str | None = None,
+                 started: float | None = None) -> tuple[int, dict[str, Any]]:
         """Run ``handler`` (after an API-key check when ``scope`` is given).
+
+        ``started``: the request's ``time.perf_counter()`` when its work began before this
+        call (a micro-batched ranking), for the latency metric.
 
         Returns:
             ``(HTTP status, JSON body)``; 503 ``shutting_down`` once :meth:`close` began.
         """
-        start = time.perf_counter()
+        start = time.perf_counter() if started is None else started
         with self._drained:
             closing = self._closing
             if not closing:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,7 +40,7 @@ from sona.ab.repository import ExperimentRepository
 from sona.serving.audit import AuditLog
 from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
-from sona.serving.recs_api import RankOverrides, RecsHandler
+from sona.serving.recs_api import RankOverrides, RecsHandler, outcome
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, UserId
 from sona.wire import INT, NOT_BLANK, Number, Timestamp
 
@@ -343,30 +343,66 @@ class ExperimentsHandler:
 
     def recommendations(self, req: RecommendationRequest) -> RecommendationResponse:
         """Recommendations through the user's variant, logged as an exposure."""
+        return outcome(self.recommendations_many([req])[0])
+
+    def recommendations_many(self, reqs: Sequence[RecommendationRequest]
+                             ) -> list[RecommendationResponse | Exception]:
+        """:meth:`recommendations` of each request, the requests of one ranker (serving
+        defaults or one variant) ranked together (:meth:`RecsHandler.recommendations_many`);
+        a failed request gets its exception in its slot."""
+        out: list[RecommendationResponse | Exception | None] = [None] * len(reqs)
+        routed: list[tuple[Experiment, Variant] | None] = [None] * len(reqs)
+        groups: dict[int, tuple[RecsHandler, list[int], list[RecommendationRequest]]] = {}
+        for i, req in enumerate(reqs):
+            try:
+                chosen = self._route(req)
+                handler, ask = (self.recs, req) if chosen is None else (
+                    self.handler_for(chosen[1]), self._ask(chosen[1], req))
+            except Exception as exc:  # noqa: BLE001 - this request's error, not the batch's
+                out[i] = exc
+                continue
+            routed[i] = chosen
+            group = groups.setdefault(id(handler), (handler, [], []))
+            group[1].append(i)
+            group[2].append(ask)
+        for handler, rows, asks in groups.values():
+            for i, resp in zip(rows, handler.recommendations_many(asks), strict=True):
+                chosen = routed[i]
+                if isinstance(resp, Exception) or chosen is None:
+                    out[i] = resp
+                    continue
+                try:
+                    out[i] = self._serve(chosen[0], chosen[1], reqs[i], resp)
+                except Exception as exc:  # noqa: BLE001
+                    out[i] = exc
+        return [r if r is not None else RuntimeError("request not served") for r in out]
+
+    def _route(self, req: RecommendationRequest) -> tuple[Experiment, Variant] | None:
+        """The running experiment and variant ``req``'s user is in (None: none)."""
         try:
-            chosen = None
             for exp in self.running():
                 variant = self.repo.assign(exp, req.user_id)
                 if variant is not None:
-                    chosen = (exp, variant)
-                    break
+                    return exp, variant
         except SQLAlchemyError:
             log.exception("experiment store failed; serving %s without experiments", req.user_id)
-            chosen = None
-        if chosen is None:
-            return self.recs.recommendations(req)
-        exp, variant = chosen
-        return self._serve(exp, variant, req)
+        return None
 
-    def _serve(self, exp: Experiment, variant: Variant, req: RecommendationRequest
-               ) -> ExperimentRecommendationResponse:
+    @staticmethod
+    def _ask(variant: Variant, req: RecommendationRequest) -> RecommendationRequest:
+        """What ``variant``'s ranker is asked for ``req``."""
         c = variant.config
         ask = req
         if c.mmr_lambda is not None:
             ask = ask.model_copy(update={"diversity_threshold": None})
         if c.explore_epsilon > 0:
             ask = ask.model_copy(update={"limit": max(req.limit, min(c.explore_pool, 100))})
-        resp = self.handler_for(variant).recommendations(ask)
+        return ask
+
+    def _serve(self, exp: Experiment, variant: Variant, req: RecommendationRequest,
+               resp: RecommendationResponse) -> ExperimentRecommendationResponse:
+        """``resp`` (the variant's list) cut to ``req.limit``, tagged, logged as an exposure."""
+        c = variant.config
         recs = resp.recommendations
         if c.explore_epsilon > 0:
             picks, props = explore_list(len(recs), req.limit, c.explore_epsilon, self._rng)

@@ -18,9 +18,10 @@ and ``recommendation_type: "fallback"``: a real list, never an error or an empty
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -57,6 +58,7 @@ from sona.serving.where_to_watch import WhereToWatchService, availability_filter
 from sona.types import IndexArray
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,13 @@ class RankOverrides:
             raise ApiError(400, "bad_variant", f"unknown source(s) {unknown} in variant "
                            f"weights; sources are {', '.join(SOURCES)}")
         return np.array([float(self.weights.get(s, 0.0)) for s in SOURCES])
+
+
+def outcome(result: T | Exception) -> T:
+    """``result``, or raise it when it is an exception (a slot of a ``*_many`` call)."""
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def to_context(ctx: RecommendationContext | None) -> Context | None:
@@ -136,11 +145,41 @@ class RecsHandler:
 
     def recommendations(self, req: RecommendationRequest) -> RecommendationResponse:
         """Top-``limit`` items for one user (cold-start list for cold users)."""
+        return outcome(self.recommendations_many([req])[0])
+
+    def recommendations_many(self, reqs: Sequence[RecommendationRequest]
+                             ) -> list[RecommendationResponse | Exception]:
+        """:meth:`recommendations` of each request, ranked in one :meth:`Pipeline.rank` call
+        per group of requests whose options can share it (limit, exclusions, diversity,
+        availability filter; each user keeps its own context). Each request's list is the
+        one it gets alone (``Pipeline.rank`` ranks every row on its own); a request that
+        fails gets its exception in its slot, the others their lists.
+        """
         model = self.store.current
-        flt = availability_filter(req.platforms, req.region, req.available_now)
-        state = self.personalization.state(model, req.user_id)
-        return self._lists(model, [state], req.context, req.limit, req.exclude_watched,
-                           req.diversity_threshold, flt)[0]
+        out: list[RecommendationResponse | Exception | None] = [None] * len(reqs)
+        groups: dict[tuple[Any, ...], list[tuple[int, UserState]]] = {}
+        for i, req in enumerate(reqs):
+            try:
+                flt = availability_filter(req.platforms, req.region, req.available_now)
+                state = self.personalization.state(model, req.user_id)
+            except Exception as exc:  # noqa: BLE001 - this request's error, not the batch's
+                out[i] = exc
+                continue
+            key = (req.limit, req.exclude_watched, req.diversity_threshold, flt)
+            groups.setdefault(key, []).append((i, state))
+        for (limit, exclude_watched, diversity, flt), members in groups.items():
+            try:
+                lists: list[RecommendationResponse | Exception] = list(self._lists(
+                    model, [s for _, s in members], [reqs[i].context for i, _ in members],
+                    limit, exclude_watched, diversity, flt))
+            except Exception as exc:  # noqa: BLE001
+                if len(members) == 1:
+                    lists = [exc]
+                else:  # a client error of the group: each request gets its own answer
+                    lists = [self.recommendations_many([reqs[i]])[0] for i, _ in members]
+            for (i, _), resp in zip(members, lists, strict=True):
+                out[i] = resp
+        return [r if r is not None else RuntimeError("request not ranked") for r in out]
 
     def batch(self, req: BatchRecommendationRequest) -> BatchRecommendationResponse:
         """Lists for many users in one batched pass (no context)."""
@@ -151,7 +190,8 @@ class RecsHandler:
             model, states, None, req.limit, req.exclude_watched, None, flt))
 
     def _lists(self, model: LoadedModel, states: list[UserState],
-               context: RecommendationContext | None, limit: int, exclude_watched: bool,
+               context: RecommendationContext | Sequence[RecommendationContext | None] | None,
+               limit: int, exclude_watched: bool,
                diversity: float | None,
                flt: AvailabilityFilter) -> list[RecommendationResponse]:
         now = datetime.now(UTC)
@@ -161,11 +201,13 @@ class RecsHandler:
         lam = o.mmr_lambda if o.mmr_lambda is not None else (
             None if diversity is None else 1.0 - diversity)
         weights = o.weight_array()
+        contexts = [to_context(c) for c in context] if isinstance(context, Sequence) \
+            else to_context(context)
         try:
             with self.metrics.time_source("pipeline"):
                 ranked = self.breaker.call(
                     lambda: model.pipeline.rank(
-                        states, limit, contexts=to_context(context),
+                        states, limit, contexts=contexts,
                         exclude_watched=exclude_watched, candidates=candidates,
                         mmr_lambda=lam, weights=weights, lora_boost=o.lora_boost),
                     timeout_s=self.timeout_s, client_errors=(ValueError, ApiError))
@@ -350,4 +392,4 @@ class RecsHandler:
                                                       "version": status["version"]}}
 
 
-__all__ = ["RankOverrides", "RecsConfig", "RecsHandler", "to_context"]
+__all__ = ["RankOverrides", "RecsConfig", "RecsHandler", "outcome", "to_context"]

@@ -8,8 +8,9 @@ lists are checked against :meth:`Pipeline.rank` of the same state where it matte
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from sona.errors import DataError, UnknownIdError
 from sona.genres import GENRES
 from sona.ranking.context import Context, context_scores
 from sona.serving.app import SonaApp, load_serving_config
+from sona.serving.batching import MicroBatcher
 from sona.serving.errors import ApiError
 from sona.serving.recs_api import RankOverrides, RecsHandler
 from sona.serving.schemas import (
@@ -327,3 +329,53 @@ def test_config_file_is_strict(tmp_path: Path) -> None:
     write_yaml(tmp_path / "bad.yaml", {"model_nmae": "x"})
     with pytest.raises(ConfigError, match="model_nmae"):
         load_serving_config(tmp_path / "bad.yaml")
+
+
+def test_micro_batched_requests_equal_one_at_a_time(app: SonaApp) -> None:
+    """Concurrent requests ranked together by the service's batcher (one Pipeline.rank call
+    per group of shared options) get exactly the lists they get alone: 200 requests with
+    mixed contexts, limits, diversity settings, warm and never-seen users."""
+    model = app.store.current
+    users = [str(u) for u in model.users.ids(np.arange(len(model.users)))]
+    contexts = [None, {"mood": "happy"}, {"hour": 21, "weekday": 5, "device_type": "tv"},
+                {"time_of_day": "morning", "viewing_with": ["family"]}]
+    reqs = [RecommendationRequest.model_validate({
+        "user_id": f"stranger-{i}" if i % 17 == 0 else users[i % len(users)],
+        "limit": (7, 10)[i % 2], "context": contexts[i % 4],
+        "diversity_threshold": None if i % 3 else 0.3}) for i in range(200)]
+
+    async def serve_all() -> list:
+        return await asyncio.gather(*(app.recs_batcher.submit(r) for r in reqs))
+
+    batched = asyncio.run(serve_all())
+    alone = [app.experiments.recommendations(r) for r in reqs]
+    assert {r.strategy for r in alone} >= {"personalized", "cold_start_trending"}
+    for got, want in zip(batched, alone, strict=True):
+        assert got.user_id == want.user_id and got.strategy == want.strategy
+        assert _ids(got) == _ids(want)
+        assert [r.confidence_score for r in got.recommendations] == \
+            [r.confidence_score for r in want.recommendations]
+        assert [r.based_on for r in got.recommendations] == \
+            [r.based_on for r in want.recommendations]
+
+
+def test_micro_batcher_runs_waiting_requests_together() -> None:
+    """Requests queued in the same loop iteration share one run (at most max_batch), and a
+    failed item raises in its own request only."""
+    calls: list[list[int]] = []
+
+    def run(items: Sequence[int]) -> list[int | Exception]:
+        calls.append(list(items))
+        return [ValueError(f"bad {i}") if i == 3 else i * 10 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, max_batch=4)
+
+    async def go() -> list:
+        return await asyncio.gather(*(batcher.submit(i) for i in range(6)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert calls == [[0, 1, 2, 3], [4, 5]]
+    assert results[:3] == [0, 10, 20] and results[4:] == [40, 50]
+    assert isinstance(results[3], ValueError)
+    assert asyncio.run(batcher.submit(7)) == 70 and calls[-1] == [7]
