@@ -162,7 +162,9 @@ class ClickRequest(_Model):
 
     search_event_id: Int = Field(ge=1, le=2**63 - 1)
     content_id: str
-    position: Int = Field(ge=1)
+    # 1-based rank of the clicked result; a page holds at most a few hundred, so 10,000 is
+    # generous (an unbounded integer overflowed the database column: schemathesis, a 500)
+    position: Int = Field(ge=1, le=10_000)
 
 
 class RankingWeights(_Model):
