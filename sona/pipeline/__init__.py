@@ -7,8 +7,9 @@ on join it live as cold items (:mod:`sona.pipeline.cold`). ``sona run`` scores i
 """
 
 from sona.pipeline.cold import CatalogDelta
+from sona.pipeline.config import PipelineConfig, Ranked
 from sona.pipeline.features import ContentConfig, ItemFeatures, catalog_item_texts, content_vectors
-from sona.pipeline.pipeline import Contexts, Pipeline, PipelineConfig, Ranked
+from sona.pipeline.pipeline import Contexts, Pipeline
 from sona.pipeline.sources import LABELS, SOURCES, ContentScorer, ContentSource, ModelSource
 from sona.pipeline.state import UserState, preference
 
