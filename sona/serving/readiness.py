@@ -13,26 +13,16 @@ encoder, whose failure only degrades search to keyword) makes the overall status
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from typing import Any
 
 from sqlalchemy import Engine, text
 
+from sona.serving.resilience import named_pool
+
 Check = Callable[[], dict[str, Any]]
 STATUSES = ("healthy", "degraded", "unhealthy")
-
-_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _checks_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sona-ready")
-        return _pool
 
 
 def database_check(engine: Engine) -> Check:
@@ -58,7 +48,7 @@ def run_checks(checks: Mapping[str, Check], *, required: Collection[str],
     Returns:
         ``(HTTP status, {"status", "checks": {name: {"status", "required", ...}}})``.
     """
-    pool = _checks_pool()
+    pool = named_pool("ready")
     futures = {name: pool.submit(check) for name, check in checks.items()}
     wait(futures.values(), timeout=timeout_s)
     results: dict[str, dict[str, Any]] = {}

@@ -219,15 +219,18 @@ class CircuitBreaker:
 
 
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
 
 
-def _stage_pool() -> ThreadPoolExecutor:
-    global _pool
+def named_pool(name: str, workers: int = 8) -> ThreadPoolExecutor:
+    """The process's thread pool called ``name``, created on first use (timed stages and
+    the /ready checks each get their own, so a hung check cannot starve a request)."""
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sona-stage")
-        return _pool
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(max_workers=workers,
+                                                     thread_name_prefix=f"sona-{name}")
+        return pool
 
 
 def call_with_timeout(fn: Callable[[], T], timeout_s: float | None, *,
@@ -240,7 +243,7 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float | None, *,
     if timeout_s is None:
         return fn()
     # the stage's spans stay children of the request's: run it in a copy of this context
-    future = _stage_pool().submit(contextvars.copy_context().run, fn)
+    future = named_pool("stage").submit(contextvars.copy_context().run, fn)
     try:
         return future.result(timeout=timeout_s)
     except FutureTimeout:
