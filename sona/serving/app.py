@@ -56,6 +56,7 @@ from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_databas
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
+from sona.serving.shared import SharedState
 from sona.serving.sync_http import record_signals
 from sona.serving.tokens import AuthConfig, TokenService
 from sona.serving.users import UserStore, check_role
@@ -243,6 +244,10 @@ class SonaApp:
                                             on_open=lambda n: opened.labels(n).inc())
         self.encoder_breaker = CircuitBreaker("search_encoder", res.encoder_breaker,
                                               on_open=lambda n: opened.labels(n).inc())
+        # what the server's worker processes share: per-user versions, cross-process locks
+        # and the relay that brings one worker's writes to the others' in-memory state
+        database = Path(config.database).resolve()
+        self.shared = SharedState(database.parent, name=f"{database.name}.shared")
         self.keys = KeyStore(url)
         self.users = UserStore(url)
         self.tokens = TokenService(url, self.users, config.auth)
@@ -254,7 +259,8 @@ class SonaApp:
         self.store = ModelStore(config.models_dir, config.model_name, resolver=resolver,
                                 onnx_threads=config.onnx_threads, on_swap=self._on_swap)
         self.personalization = Personalization(ProfileStore(url), SqlAdapterStore(url),
-                                               self.metrics, config.personalization)
+                                               self.metrics, config.personalization,
+                                               shared=self.shared)
         self.recs = RecsHandler(self.store, self.personalization, self.metrics, config.recs,
                                 breaker=self.model_breaker, timeout_s=res.model_timeout_s)
         self.experiments = ExperimentsHandler.for_app(self)
@@ -302,6 +308,7 @@ class SonaApp:
         Raises:
             SonaError: a pinned version cannot be loaded.
         """
+        self.shared.start()
         threading.Thread(target=self._finish_warm_up, name="sona-warm-up", daemon=True).start()
         if self.config.version is not None:
             self.store.load(self.config.version)
@@ -494,6 +501,7 @@ class SonaApp:
         self.search.close()
         self.sync.store.close()
         self.playback.close()
+        self.shared.close()
         if self._traces:
             tracing.shutdown()
 

@@ -31,8 +31,12 @@ from sona.profile import (
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel
+from sona.serving.shared import SharedState
 
 log = logging.getLogger(__name__)
+
+#: shared-version domain of a user's profile and adapter (sona.serving.shared)
+USER_DOMAIN = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +62,20 @@ class Personalization:
         adapters: LoRA adapter store.
         metrics: serving metrics (training counters).
         config: behaviour knobs.
+        shared: the versions shared with the server's other workers: a cached state is
+            rebuilt once any worker has written the user's profile or adapter since.
     """
 
     def __init__(self, profiles: ProfileStore, adapters: AdapterStore, metrics: ServingMetrics,
-                 config: PersonalizationConfig = PersonalizationConfig()) -> None:
+                 config: PersonalizationConfig = PersonalizationConfig(), *,
+                 shared: SharedState | None = None) -> None:
         self.profiles = profiles
         self.adapters = adapters
         self.metrics = metrics
         self.config = config
-        self._cache: OrderedDict[tuple[str, str], tuple[float, UserState]] = OrderedDict()
+        self.shared = shared
+        # (user, model version) -> (monotonic time, shared version of the user, state)
+        self._cache: OrderedDict[tuple[str, str], tuple[float, int, UserState]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._training: set[str] = set()
         self._train_lock = threading.Lock()
@@ -79,21 +88,27 @@ class Personalization:
         """The user's state for ``model`` (cached; unknown users get an empty state)."""
         key = (user_id, model.version)
         now = time.monotonic()
+        # read before the profile: a write committed meanwhile moves it past what is cached
+        version = self.shared.version(USER_DOMAIN, user_id) if self.shared is not None else 0
         with self._cache_lock:
             hit = self._cache.get(key)
-            if hit is not None and now - hit[0] < self.config.cache_ttl_s:
+            if hit is not None and now - hit[0] < self.config.cache_ttl_s \
+                    and hit[1] == version:
                 self._cache.move_to_end(key)
-                return hit[1]
+                return hit[2]
         with self.metrics.time_source("profile_load"):
             state = self._build_state(model, user_id)
         with self._cache_lock:
-            self._cache[key] = (now, state)
+            self._cache[key] = (now, version, state)
             while len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
         return state
 
     def invalidate(self, user_id: str) -> None:
-        """Drop cached states of ``user_id`` (every model version)."""
+        """Drop cached states of ``user_id`` (every model version), in every worker: call it
+        after the write is committed."""
+        if self.shared is not None:
+            self.shared.bump(USER_DOMAIN, user_id)
         with self._cache_lock:
             for key in [k for k in self._cache if k[0] == user_id]:
                 del self._cache[key]

@@ -23,6 +23,7 @@ from sona.ranking.context import Context, context_scores
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.batching import MicroBatcher
 from sona.serving.errors import ApiError
+from sona.serving.personalization import Personalization
 from sona.serving.recs_api import RankOverrides, RecsHandler
 from sona.serving.schemas import (
     BatchRecommendationRequest,
@@ -32,6 +33,7 @@ from sona.serving.schemas import (
     ScoreRequest,
     SimilarRequest,
 )
+from sona.serving.shared import SharedState
 
 NOW = 1_700_000_000
 
@@ -244,6 +246,28 @@ def test_profile_update_changes_preference_at_once(app: SonaApp) -> None:
     assert not set(items) & set(_ids(resp))
     stored = app.personalization.profiles.get("fresh")
     assert stored is not None and stored.interaction_count == 6
+
+
+def test_a_profile_written_by_one_worker_is_read_fresh_by_another(app: SonaApp) -> None:
+    # a second worker process: its own state cache over the same database and shared files
+    shared = SharedState(app.shared.directory, name=app.shared.name)
+    other = Personalization(app.personalization.profiles, app.personalization.adapters,
+                            app.metrics, app.config.personalization, shared=shared)
+    try:
+        model = app.store.current
+        items = [int(x) for x in model.items.ids(np.arange(30, 34))]
+        cold = other.state(model, "two-workers")  # cached in the other worker
+        assert not cold.preference.any()
+        app.recs.update_profile(ProfileUpdateRequest(user_id="two-workers",
+                                                     viewing_events=_events(items)))
+        warm = other.state(model, "two-workers")  # no TTL wait: the shared version moved
+        assert warm.preference.any()
+        np.testing.assert_array_equal(
+            warm.preference, app.personalization.state(model, "two-workers").preference)
+        assert other.state(model, "two-workers") is warm  # cached again until the next write
+    finally:
+        other.shutdown()
+        shared.close()
 
 
 def test_profile_update_with_unknown_item_is_404_and_stores_nothing(app: SonaApp) -> None:
