@@ -72,8 +72,7 @@ def load_command(
         min=0.0, help="seconds of /recommendations at the first connection count, for the "
                       "slowest request (0: skip)")] = 60.0,
     workers: Annotated[int, typer.Option(
-        min=0, help="BentoML worker processes (0: one per core); 1 is the served default: "
-                    "each worker keeps its own user-state cache")] = 1,
+        min=0, help="BentoML worker processes (0: one per core, the served default)")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="BentoML request threads per worker "
                                                      "(sync endpoints: search, writes)")] = 2,
     miss_share: Annotated[float, typer.Option(

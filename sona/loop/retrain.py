@@ -139,6 +139,8 @@ def _serving_yaml(work: Path, name: str, *, poll_interval_s: float) -> Path:
         "model_name": LOOP_MODEL, "models_dir": str(work / "models"), "version": None,
         "poll_interval_s": poll_interval_s, "database": str(work / name / "sona.db"),
         "access_log": False, "threads": 4,
+        # one worker: short-lived loop servers, start-up time matters more than throughput
+        "workers": 1,
         "tracking": {"uri": tracking.uri, "artifact_dir": tracking.artifact_dir},
         # the ML-100K search engine is built at start-up; its query encoder loads on the
         # first search, which the loop never makes

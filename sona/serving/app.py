@@ -96,11 +96,11 @@ class ServingConfig:
     torch_threads: int = 1
     # request threads of the BentoML worker
     threads: int = 4
-    # BentoML worker processes. Only 1 is accepted today: the sync service (in-memory
-    # documents, one ordering lock, same-process WebSocket fan-out) and the per-worker user
-    # state cache assume a single process; a second worker would serve stale lists and
-    # could make a device skip an operation (load_serving_config refuses it)
-    workers: int = 1
+    # BentoML worker processes; 0: one per core. Each worker holds the served pipeline, the
+    # search index and its caches; what one worker writes reaches the others through
+    # sona.serving.shared (per-user versions, a cross-process lock for sync, a relay of
+    # catalog changes, model swaps, experiment and credential changes)
+    workers: int = 0
     # largest accepted request body, bytes (larger: 413 before the body is read)
     max_body_bytes: int = 1_048_576
     # BentoML access log lines per request
@@ -150,11 +150,9 @@ def load_serving_config(path: str | Path | None = None) -> ServingConfig:
     """
     source = path if path is not None else sona_config.env(CONFIG_ENV)
     config = ServingConfig() if not source else sona_config.load(source, ServingConfig)
-    if config.workers != 1:
-        raise ConfigError(
-            f"workers: {config.workers} is not supported; use 1. The sync service keeps "
-            "documents, its ordering lock and WebSocket fan-out in one process and each "
-            "worker caches user states, so more workers would serve stale lists")
+    if config.workers < 0:
+        raise ConfigError(f"workers: {config.workers} is negative; use 0 (one per core) or "
+                          "a number of worker processes")
     try:
         validate_rate_limits(config.rate_limits)
         check_role(config.auth.default_role)

@@ -100,6 +100,8 @@ def start_demo_server(work_dir: str | Path, *, data_dir: str | Path = "datasets"
     io.write_yaml(config, {
         "model_name": DEMO_MODEL, "models_dir": str(work / "models"), "version": "1",
         "database": str(work / "sona.db"), "poll_interval_s": 0, "access_log": False,
+        # one worker: a short-lived demo server, start-up time matters more than throughput
+        "workers": 1,
         "threads": threads, "tracking": {"uri": sqlite_url(work / "mlflow.db"),
                                          "artifact_dir": str(work / "mlartifacts")},
         "experiments": {"url": db_url}})

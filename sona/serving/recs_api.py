@@ -18,6 +18,7 @@ and ``recommendation_type: "fallback"``: a real list, never an error or an empty
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -385,11 +386,13 @@ class RecsHandler:
     # --- probes ---------------------------------------------------------------------------
 
     def health(self, service_version: str) -> dict[str, Any]:
-        """Liveness body (SPEC §2.10) plus the served model version."""
+        """Liveness body (SPEC §2.10) plus the served model version and the answering
+        worker process (``worker``: its pid; a server runs ``workers`` of them)."""
         status = self.store.status()
         return {"status": "healthy", "service": "sona-personalization-engine",
                 "version": service_version, "model": {"name": status["name"],
-                                                      "version": status["version"]}}
+                                                      "version": status["version"]},
+                "worker": os.getpid()}
 
 
 __all__ = ["RankOverrides", "RecsConfig", "RecsHandler", "outcome", "to_context"]

@@ -130,7 +130,7 @@ def test_sigterm_stops_the_whole_server_tree(tmp_path: Path) -> None:
     config = tmp_path / "serving.yaml"
     io.write_yaml(config, {"model_name": "r", "models_dir": str(tmp_path / "models"),
                            "version": "1", "database": str(tmp_path / "sona.db"),
-                           "poll_interval_s": 0, "access_log": False,
+                           "poll_interval_s": 0, "access_log": False, "workers": 1,
                            # the server runs in tmp_path: name the shipped dataset, or search
                            # (a required component of /ready) has nothing to build from
                            "search": {"warm_up": False, "encoder": "tfidf",

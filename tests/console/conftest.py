@@ -67,7 +67,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, ml100k: MovieLens,
     config = work / "serving.yaml"
     io.write_yaml(config, {
         "model_name": MODEL_NAME, "models_dir": str(models), "version": "1",
-        "database": str(work / "sona.db"), "poll_interval_s": 0, "access_log": False,
+        "database": str(work / "sona.db"), "poll_interval_s": 0, "access_log": False, "workers": 1,
         "threads": 4, "search": {"engine_dir": str(work / "engine"), "warm_up": False}})
     admin = KeyStore(sqlite_url(work / "sona.db")).create(["admin"], name="console")[1]
     with ServerProcess(config) as proc:

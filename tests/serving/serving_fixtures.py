@@ -52,6 +52,9 @@ def write_config(path: Path, models_dir: Path, **overrides: Any) -> Path:
     config = {"model_name": MODEL_NAME, "models_dir": str(models_dir), "version": "1",
               "database": str(path.parent / "sona.db"), "poll_interval_s": 0,
               "access_log": False, "threads": 4,
+              # one worker: a second one doubles each test server's start-up CPU; the
+              # multi-worker behaviour has its own server test (test_workers_server.py)
+              "workers": 1,
               # the ML-100K search engine is built at start-up; its MiniLM query encoder
               # loads on the first search instead of on a warm-up thread (~9 s of CPU)
               "search": {"warm_up": False}}

@@ -31,15 +31,17 @@ def test_load_serving_config_uses_root_env(tmp_path: Path, monkeypatch) -> None:
     assert load_serving_config().database == str(tmp_path / "serving" / "sona.db")
 
 
-def test_more_than_one_worker_is_refused_with_the_reason(tmp_path: Path) -> None:
+def test_workers_default_to_one_per_core_and_negative_is_refused(tmp_path: Path) -> None:
     import pytest
 
     from sona import io
     from sona.errors import ConfigError
 
     path = tmp_path / "serving.yaml"
-    io.write_yaml(path, {"workers": 2})
-    with pytest.raises(ConfigError, match="workers: 2 is not supported; use 1. The sync"):
+    io.write_yaml(path, {"workers": -1})
+    with pytest.raises(ConfigError, match="workers: -1 is negative; use 0"):
         load_serving_config(path)
-    io.write_yaml(path, {"workers": 1})
-    assert load_serving_config(path).workers == 1
+    io.write_yaml(path, {"workers": 2})
+    assert load_serving_config(path).workers == 2
+    io.write_yaml(path, {})
+    assert load_serving_config(path).workers == 0  # serving/service.py: "cpu_count"

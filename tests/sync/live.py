@@ -38,7 +38,7 @@ def write_config(path: Path, models_dir: Path, **overrides: Any) -> Path:
     config: dict[str, Any] = {
         "model_name": MODEL_NAME, "models_dir": str(models_dir), "version": "1",
         "database": str(path.parent / "sona.db"), "poll_interval_s": 0, "access_log": False,
-        "threads": 4, "search": {"warm_up": False}}
+        "workers": 1, "threads": 4, "search": {"warm_up": False}}
     config.update(overrides)
     io.write_yaml(path, config)
     return path
