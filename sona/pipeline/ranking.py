@@ -5,7 +5,7 @@ offline and in the service. SPEC §2.7, with the weights and MMR λ chosen on va
 (:mod:`sona.pipeline.tuning`) instead of fixed in code:
 
 1. each source's raw scores are min-max normalised per user over the items the user has
-   not watched (:func:`sona.ranking.blend.normalize_scores`);
+   not watched (:func:`sona.ranking.blend.minmax_rows`, every source of a batch at once);
 2. the weights of the sources that apply to a user are renormalised to sum to 1 and the
    normalised scores blended;
 3. the LoRA term multiplies the blend, ``blend·(1 + lora_boost·lora)``, for users with an
@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from sona.genres import GENRES, map_genres
 from sona.pipeline.state import UserState
-from sona.ranking.blend import normalize_scores
+from sona.ranking.blend import excluded_mask, minmax_rows
 from sona.ranking.rerank import mmr
 from sona.ranking.topk import topk
 from sona.types import PAD_IDX, IndexArray
@@ -88,18 +88,32 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
         has_lora: ``(B,)`` users with an adapter.
         lora_boost: LoRA multiplier.
     """
-    n = watched.shape[1]
-    norm = np.stack([_normalized(np.asarray(r, np.float64), watched) for r in raw],
-                    axis=1) if raw else np.zeros((watched.shape[0], 0, 0))
+    b, n = watched.shape
+    # every source at once, (B, S, n): a source scoring only m < n items is NaN-padded,
+    # which leaves its statistics and its first m entries as they are alone (min-max is
+    # elementwise float64 once the row's min and max are known: the same bits per row
+    # whatever the batch); watched items are left out of every source's statistics
+    if raw:
+        stacked = np.full((b, len(raw), n), np.nan)
+        for s, r in enumerate(raw):
+            stacked[:, s, :np.shape(r)[1]] = r
+        stacked[~np.isfinite(stacked)] = np.nan
+        excluded = excluded_mask(watched, (b, n))
+        norm = minmax_rows(stacked, None if excluded is None else excluded[:, None, :])
+    else:
+        norm = np.zeros((b, 0, 0))
     raw_w = np.stack([a.astype(np.float64) * float(wt) for a, wt in zip(applies, weights,
                                                                          strict=True)], axis=1)
     total = raw_w.sum(axis=1, keepdims=True)
     w = np.divide(raw_w, total, out=np.zeros_like(raw_w), where=total > 0)
     # a plain sum over sources, element by element: the same bits for a batch of one (a
-    # request) as for a batch of many (an evaluation), which a BLAS-backed einsum is not
+    # request) as for a batch of many (an evaluation), which a BLAS-backed einsum is not.
+    # A source no user of the batch weighs adds only (+/-)0.0 to a sum that starts at +0.0
+    # (never -0.0): leaving it out changes no bit
     mixed = np.zeros(norm.shape[::2])
     for s in range(norm.shape[1]):
-        mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
+        if w[:, s].any():
+            mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
     covered = min((np.shape(r)[1] for r in raw), default=n)
     if covered < n:  # items some sources do not score: weights renormalised per item
         scored = np.array([[np.shape(r)[1] > j for j in range(covered, n)] for r in raw])
@@ -110,21 +124,17 @@ def blend(raw: Sequence[NDArray[np.floating]], applies: Sequence[NDArray[np.bool
         mixed[:, covered:] = 0.0
         for s in range(norm.shape[1]):
             mixed[:, covered:] += np.nan_to_num(norm[:, s, covered:]) * item_w[:, s, :]
-    boost = np.where(has_lora[:, None], 1.0 + lora_boost * lora.astype(np.float64), 1.0)
+    if has_lora.any():
+        boost = np.where(has_lora[:, None], 1.0 + lora_boost * lora.astype(np.float64), 1.0)
+        scores = mixed * boost
+    else:  # a boost of 1 everywhere: x * 1.0 is x, bit for bit
+        scores = mixed
     # the LoRA term a list reports is the one that acted (none with a zero boost)
-    lora_used = np.where(has_lora[:, None] & (lora_boost > 0), lora, 0.0).astype(np.float32)
-    return Blend(tuple(names), norm, w, lora_used, mixed * boost)
-
-
-def _normalized(raw: NDArray[np.float64], watched: sp.csr_matrix) -> NDArray[np.float64]:
-    """Min-max normalised ``raw`` ``(B, m)``, NaN-padded to ``watched``'s ``n`` columns."""
-    n = watched.shape[1]
-    if raw.shape[1] == n:
-        return normalize_scores(raw, "minmax", exclude=watched)
-    out = np.full((raw.shape[0], n), np.nan)
-    out[:, :raw.shape[1]] = normalize_scores(raw, "minmax",
-                                             exclude=watched[:, :raw.shape[1]])
-    return out
+    if lora_boost > 0 and has_lora.any():
+        lora_used = np.where(has_lora[:, None], lora, 0.0).astype(np.float32)
+    else:
+        lora_used = np.zeros(np.shape(lora), np.float32)
+    return Blend(tuple(names), norm, w, lora_used, scores)
 
 
 def rank_pool(scores: NDArray[np.float64], k: int, *, pool: int,

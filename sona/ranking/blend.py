@@ -87,21 +87,64 @@ def normalize_scores(
         out = 1.0 - ranks / max(raw.shape[1], 1)
         out[np.isnan(raw)] = np.nan
         return out
+    if method == "minmax":
+        return minmax_rows(raw, excluded_mask(exclude, raw.shape))
+    if method != "zscore":
+        raise ValueError(f"unknown normalization {method!r}; expected zscore, minmax, "
+                         "rank or none")
     eligible = _masked(raw, exclude)
     with np.errstate(invalid="ignore", divide="ignore"):
         has = ~np.all(np.isnan(eligible), axis=1, keepdims=True)
         safe = np.where(has, eligible, 0.0)
-        if method == "zscore":
-            center = np.nanmean(np.where(has, eligible, 0.0), axis=1, keepdims=True)
-            spread = np.nanstd(safe, axis=1, keepdims=True)
-        elif method == "minmax":
-            center = np.nanmin(safe, axis=1, keepdims=True)
-            spread = np.nanmax(safe, axis=1, keepdims=True) - center
-        else:
-            raise ValueError(f"unknown normalization {method!r}; expected zscore, minmax, "
-                             "rank or none")
+        center = np.nanmean(np.where(has, eligible, 0.0), axis=1, keepdims=True)
+        spread = np.nanstd(safe, axis=1, keepdims=True)
         spread = np.where(spread > 0, spread, np.inf)
         return (raw - center) / spread
+
+
+def excluded_mask(exclude: sp.csr_matrix | None,
+                  shape: tuple[int, ...]) -> NDArray[np.bool_] | None:
+    """Dense ``(n_users, n_items)`` mask of the entries of ``exclude`` (None: no exclusions).
+
+    Raises:
+        ValueError: ``exclude`` does not have ``shape``.
+    """
+    if exclude is None:
+        return None
+    if exclude.shape != shape:
+        raise ValueError(f"exclude has shape {exclude.shape}, scores {shape}")
+    ex = exclude.tocsr()
+    mask = np.zeros(shape, bool)
+    mask[np.repeat(np.arange(shape[0]), np.diff(ex.indptr)), ex.indices] = True
+    return mask
+
+
+def minmax_rows(raw: NDArray[np.float64],
+                excluded: NDArray[np.bool_] | None = None) -> FloatMatrix:
+    """``"minmax"`` of :func:`normalize_scores` along the last axis of ``raw`` (any leading
+    axes, e.g. a batch's ``(B, S, n)`` sources at once).
+
+    Args:
+        raw: float64 scores, non-finite entries already NaN.
+        excluded: bool mask broadcastable to ``raw``; its entries do not enter the
+            statistics (they are still transformed).
+
+    Every output entry is ``(s - min) / (max - min)`` of its own row, elementwise float64,
+    so a row's bits do not depend on the other rows or axes it is stacked with.
+    """
+    eligible = raw if excluded is None else np.where(excluded, np.nan, raw)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # fmin/fmax skip NaN (np.nanmin's own reduction); a row with no eligible entry
+        # gets NaN and is then treated as constant 0: min 0, spread 0 -> every entry 0
+        low = np.fmin.reduce(eligible, axis=-1, keepdims=True)
+        high = np.fmax.reduce(eligible, axis=-1, keepdims=True)
+        empty = np.isnan(low)
+        if empty.any():
+            low[empty] = 0.0
+            high[empty] = 0.0
+        spread = high - low
+        spread[~(spread > 0)] = np.inf
+        return (raw - low) / spread
 
 
 def pool_candidates(
@@ -286,6 +329,6 @@ def fit_blend_weights(
     return best_w, best
 
 
-__all__ = ["Normalization", "blend_scores", "fit_blend_weights", "ndcg_from_scores",
-           "ndcg_of_lists",
-           "normalize_scores", "pool_candidates"]
+__all__ = ["Normalization", "blend_scores", "excluded_mask", "fit_blend_weights",
+           "minmax_rows", "ndcg_from_scores", "ndcg_of_lists", "normalize_scores",
+           "pool_candidates"]

@@ -171,3 +171,71 @@ def test_pad_rows() -> None:
                        [np.array([0.5, 0.4]), np.array([])], 3)
     assert idx.tolist() == [[3, 1, -1], [-1, -1, -1]]
     assert sc[0, :2].tolist() == [0.5, 0.4] and np.isnan(sc[0, 2]) and np.isnan(sc[1]).all()
+
+
+def _blend_per_source(raw, applies, weights, watched, lora, has_lora, boost):  # noqa: ANN001, ANN202
+    """The blend as it was before issue 12 vectorised it: one source at a time, through
+    ``normalize_scores`` (the reference the batched blend must match bit for bit)."""
+    from sona.ranking.blend import normalize_scores
+
+    n = watched.shape[1]
+    norm = []
+    for r in raw:
+        r = np.asarray(r, np.float64)
+        if r.shape[1] == n:
+            norm.append(normalize_scores(r, "minmax", exclude=watched))
+        else:
+            out = np.full((r.shape[0], n), np.nan)
+            out[:, :r.shape[1]] = normalize_scores(r, "minmax", exclude=watched[:, :r.shape[1]])
+            norm.append(out)
+    norm = np.stack(norm, axis=1)
+    raw_w = np.stack([a.astype(np.float64) * float(wt) for a, wt in zip(applies, weights,
+                                                                         strict=True)], axis=1)
+    total = raw_w.sum(axis=1, keepdims=True)
+    w = np.divide(raw_w, total, out=np.zeros_like(raw_w), where=total > 0)
+    mixed = np.zeros(norm.shape[::2])
+    for s in range(norm.shape[1]):
+        mixed += np.nan_to_num(norm[:, s, :]) * w[:, s:s + 1]
+    covered = min(np.shape(r)[1] for r in raw)
+    if covered < n:
+        scored = np.array([[np.shape(r)[1] > j for j in range(covered, n)] for r in raw])
+        item_w = raw_w[:, :, None] * scored[None, :, :]
+        item_total = item_w.sum(axis=1, keepdims=True)
+        item_w = np.divide(item_w, item_total, out=np.zeros_like(item_w),
+                           where=item_total > 0)
+        mixed[:, covered:] = 0.0
+        for s in range(norm.shape[1]):
+            mixed[:, covered:] += np.nan_to_num(norm[:, s, covered:]) * item_w[:, s, :]
+    factor = np.where(has_lora[:, None], 1.0 + boost * lora.astype(np.float64), 1.0)
+    used = np.where(has_lora[:, None] & (boost > 0), lora, 0.0).astype(np.float32)
+    return norm, w, used, mixed * factor
+
+
+@seed(20261204)
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 12), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_batched_blend_is_bit_identical_to_the_per_source_blend(b: int, n: int, s: int,
+                                                                rng_seed: int) -> None:
+    # issue 12: every source is normalised in one (B, S, n) pass; the bits must not move
+    rng = np.random.default_rng(rng_seed)
+    widths = [n if rng.random() < 0.6 else int(rng.integers(1, n + 1)) for _ in range(s)]
+    raw = []
+    for m in widths:
+        r = rng.normal(scale=rng.choice([1e-3, 1.0, 1e3]), size=(b, m))
+        r[rng.random((b, m)) < 0.1] = rng.choice([np.nan, np.inf, -np.inf])
+        r[rng.random(b) < 0.15] = 2.5  # constant rows
+        raw.append(r.astype(np.float32) if rng.random() < 0.5 else r)
+    applies = [rng.random(b) < 0.7 for _ in range(s)]
+    weights = [0.0 if rng.random() < 0.3 else float(rng.random()) for _ in range(s)]
+    states = [_state(rng.choice(n, rng.integers(0, n + 1), replace=False)) for _ in range(b)]
+    watched = watched_matrix(states, n)
+    lora = rng.uniform(-1, 1, size=(b, n)).astype(np.float32)
+    has_lora = rng.random(b) < 0.5
+    boost = float(rng.choice([0.0, 0.3]))
+    out = _blend(raw, applies, weights, watched, lora=lora, has_lora=has_lora, boost=boost)
+    norm, w, used, scores = _blend_per_source(raw, applies, weights, watched, lora, has_lora,
+                                              boost)
+    assert out.normalized.tobytes() == norm.tobytes()
+    assert out.weights.tobytes() == w.tobytes()
+    assert out.lora.tobytes() == used.tobytes()
+    assert out.scores.tobytes() == scores.tobytes()
