@@ -292,7 +292,8 @@ class SonaApp:
         self.sync = SyncService(
             SyncStore(config.sync.url or sqlite_url(Path(config.database).resolve().parent
                                                     / "sync.db")),
-            config.sync, signals=lambda user_id, events: record_signals(self, user_id, events))
+            config.sync, shared=self.shared,  # one stamp order and fan-out across workers
+            signals=lambda user_id, events: record_signals(self, user_id, events))
         # playback and the event log: one event path into the log and the profiles
         self.playback = build_playback(self)
         # set once start-up work on other threads (search encoder load) is over

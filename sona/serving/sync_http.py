@@ -16,6 +16,9 @@ cursor; ``GET /api/v1/sync/state?user_id=`` (read) the merged watchlist, progres
 settings; ``WS /api/v1/sync/ws?user_id=&device_id=`` (read) the channel on which the
 server sends ``{"type": "ops", "ops": [...]}`` for each push of the user's other devices
 (``{"type": "hello"}`` first, ``{"type": "revoked"}`` before closing a revoked device).
+With several worker processes a channel lives in one of them and still receives the pushes
+and the revocation answered by the others (the sync service relays them after the commit,
+see :mod:`sona.sync.service`); any worker may answer any route.
 """
 
 from __future__ import annotations

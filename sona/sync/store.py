@@ -201,6 +201,15 @@ class SyncStore:
         with Session(self.engine) as session:
             return [_operation(r) for r in session.scalars(query)]
 
+    def between(self, user_id: str, first: str, last: str) -> list[StoredOperation]:
+        """The user's operations with ``first <= server_ts <= last``, in server order (one
+        push's operations, re-read by the workers that relay it to their listeners)."""
+        query = (select(_OperationRow).where(
+            _OperationRow.user_id == user_id, _OperationRow.server_ts >= first,
+            _OperationRow.server_ts <= last).order_by(_OperationRow.server_ts))
+        with Session(self.engine) as session:
+            return [_operation(r) for r in session.scalars(query)]
+
     def operations(self, user_id: str) -> list[Operation]:
         """Every operation of the user, in server order."""
         with Session(self.engine) as session:
@@ -227,11 +236,14 @@ class SyncStore:
         with Session(self.engine) as session:
             return session.scalar(select(func.max(_OperationRow.server_ts)))
 
-    def latest_ts(self, device_id: str) -> str | None:
-        """The greatest stamp of operations made by ``device_id`` (any user)."""
+    def latest_ts(self, device_id: str, *, user_id: str | None = None) -> str | None:
+        """The greatest stamp of operations made by ``device_id``, of one user (an index
+        lookup of the user's operations) or of any user (a scan of every operation)."""
+        query = select(func.max(_OperationRow.ts)).where(_OperationRow.device_id == device_id)
+        if user_id is not None:
+            query = query.where(_OperationRow.user_id == user_id)
         with Session(self.engine) as session:
-            return session.scalar(select(func.max(_OperationRow.ts)).where(
-                _OperationRow.device_id == device_id))
+            return session.scalar(query)
 
 
 __all__ = ["Device", "StoredOperation", "SyncStore"]
