@@ -9,6 +9,10 @@ catalog item's offers in memory, so a request answers "where to watch" and "whic
 watchable on these platforms" with no SQL: the index is loaded once from the
 :class:`~sona.catalog.store.CatalogStore` and refreshed by the store's change listeners
 (:meth:`AvailabilityIndex.attach`), so every catalog write and processed webhook shows up.
+With several serving workers, a write another worker committed reaches these listeners
+through :meth:`CatalogStore.notify <sona.catalog.store.CatalogStore.notify>`, called by that
+server's catalog relay (:mod:`sona.serving.catalog_relay`): the same refresh, a few
+milliseconds later, on the relay's thread.
 
 Offers a feed or the admin API wrote without links get them from the platform's templates
 (:mod:`sona.catalog.deeplinks`) and the item's ``external_ids.platform_ids``.

@@ -5,7 +5,10 @@ PostgreSQL works by passing its URL (``postgresql+psycopg://user@host/db``). Eve
 of a content item writes an audit row in the same transaction, so the log cannot miss a change.
 After the transaction commits, each function in :attr:`CatalogStore.listeners` gets the ids
 of the items written or deleted (in-memory views such as the served availability index
-follow the catalog this way; another process's store is not seen).
+follow the catalog this way). A store sees its own commits only: the serving app's other
+worker processes write the same database through their own stores, so their commits reach
+this store's listeners through :meth:`CatalogStore.notify`, called by the relay
+(:mod:`sona.serving.catalog_relay`) that :attr:`CatalogStore.on_commit` feeds.
 """
 
 from __future__ import annotations
@@ -90,8 +93,25 @@ class CatalogStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # told the changed ids after each committed write (see module docstring)
         self.listeners: list[ChangeListener] = []
+        # told the ids of this store's own commits, after the listeners (not those given to
+        # notify): the serving app publishes them to its other worker processes
+        self.on_commit: ChangeListener | None = None
 
     def _changed(self, ids: list[str]) -> None:
+        self.notify(ids)
+        if self.on_commit is not None:
+            try:
+                self.on_commit(ids)
+            except Exception:  # the write is committed: report, do not fail it
+                log.exception("catalog commit hook failed for %d id(s)", len(ids))
+
+    def notify(self, ids: list[str]) -> None:
+        """Tell the :attr:`listeners` that ``ids`` were written or deleted (committed).
+
+        Runs after each of this store's commits; the serving relay calls it for a commit
+        another worker's store made to the same database (:attr:`on_commit` is not told,
+        so a relayed change is never published again). Listeners re-read what they need.
+        """
         for listener in list(self.listeners):
             try:
                 listener(ids)

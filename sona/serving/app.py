@@ -42,6 +42,7 @@ from sona.serving.auth import KeyStore, api_key_from_headers, require_scope
 from sona.serving.batching import MicroBatcher
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.catalog_items import CatalogItemsFollower
+from sona.serving.catalog_relay import CatalogRelay
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.identity import Authenticator
@@ -270,6 +271,9 @@ class SonaApp:
         self.index_listeners: list[IndexUpdater] = []
         self.catalog = build_catalog_handler(config.catalog, config.database,
                                              on_index_update=self._index_updated)
+        # this worker's catalog commits and index updates go to the other workers, whose
+        # are applied here through the same store listeners and index_listeners
+        self.catalog_relay = CatalogRelay(self.shared, self.catalog.store, self.index_listeners)
         self.search = build_search_service(
             config.search, config.database, catalog=self.catalog.store,
             user_vectors=lambda engine: SearchUserVectors(
@@ -348,8 +352,9 @@ class SonaApp:
                               details={"from": old.version, "to": new.version})
 
     def _index_updated(self, update: IndexUpdate) -> None:
-        for listener in self.index_listeners:
-            listener(update)
+        """A catalog write's index update: every ``index_listeners`` entry gets it, then
+        the other workers' (:class:`~sona.serving.catalog_relay.CatalogRelay`)."""
+        self.catalog_relay.index_updated(update)
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -495,6 +500,7 @@ class SonaApp:
         self.store.stop()
         self.personalization.shutdown()
         self.experiments.close()
+        self.catalog_relay.close()
         self.cold_items.close()
         self.catalog.store.close()
         self.search.close()

@@ -9,7 +9,10 @@ deleted since counts as removed), changes a :meth:`~sona.pipeline.Pipeline.copy`
 served pipeline with :meth:`~sona.pipeline.Pipeline.add_items` /
 :meth:`~sona.pipeline.Pipeline.remove_items`, the calls an offline test makes, and swaps
 it in with :meth:`ModelStore.update`: a request sees the old or the new item space, never
-a mix.
+a mix. With several serving workers, the catalog relay
+(:mod:`sona.serving.catalog_relay`) calls :meth:`~CatalogItemsFollower.apply` of every
+other worker with the same ids once the write is committed, so each worker's pipeline
+gains and loses the same items.
 
 Every version the store loads (start-up, a promoted champion, a reload) first gets the
 catalog's current state (:meth:`CatalogItemsFollower.prepare`): catalog items the

@@ -133,6 +133,10 @@ class SearchService:
         sees either the old or the new catalog, never a mix. Once the tombstones of
         replaced or removed documents outnumber the live ones, a rebuilt engine
         (:meth:`SearchEngine.updated`) replaces it in one reference swap instead.
+
+        Called on the request thread of the worker that made the write, and on the catalog
+        relay's thread of every other worker (:mod:`sona.serving.catalog_relay`) with the
+        same ids and no vectors: each re-reads the shared catalog, so all agree.
         """
         if self.error is not None or self.catalog is None:
             return
