@@ -10,6 +10,7 @@ same function to forward SIGTERM/SIGINT.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -43,6 +44,23 @@ def _get(url: str, timeout: float = 1.0) -> int:
         return int(exc.code)
     except (urllib.error.URLError, OSError):
         return 0
+
+
+def _ready_worker(url: str, timeout: float = 2.0) -> int | None:
+    """The pid of the worker that answered ``GET url`` (``/ready``) with 200, else None."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            return int(json.loads(resp.read())["worker"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def configured_workers(config: str | Path) -> int:
+    """How many worker processes the serving YAML ``config`` starts (0 there: the cores)."""
+    from sona.serving.app import load_serving_config
+
+    workers = load_serving_config(config).workers
+    return workers if workers > 0 else (os.cpu_count() or 1)
 
 
 def terminate_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *,
@@ -143,13 +161,22 @@ class ServerProcess:
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.ready_timeout_s
+        # every worker answers /ready on its own: wait until each has said 200 (requests one
+        # at a time reach the workers about evenly)
+        workers = configured_workers(self.config)
+        ready: set[int] = set()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stop()
                 raise SonaError(f"bentoml serve exited with {self.proc.returncode}:\n"
                                 f"{self.log_tail()}")
-            if _get(f"{self.url}/readyz") == 200 and _get(f"{self.url}/ready") == 200:
-                return self
+            if _get(f"{self.url}/readyz") == 200:
+                pid = _ready_worker(f"{self.url}/ready")
+                if pid is not None:
+                    ready.add(pid)
+                    if len(ready) >= workers:
+                        return self
+                    continue
             time.sleep(0.1)
         self.stop()
         raise SonaError(f"server not ready after {self.ready_timeout_s:.0f} s:\n{self.log_tail()}")

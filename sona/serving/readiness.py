@@ -13,6 +13,7 @@ encoder, whose failure only degrades search to keyword) makes the overall status
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import wait
 from typing import Any
@@ -46,7 +47,9 @@ def run_checks(checks: Mapping[str, Check], *, required: Collection[str],
         timeout_s: seconds a check may take.
 
     Returns:
-        ``(HTTP status, {"status", "checks": {name: {"status", "required", ...}}})``.
+        ``(HTTP status, {"status", "worker", "checks": {name: {"status", "required", ...}}})``;
+        ``worker`` is the pid of the worker process that ran the checks (a server runs
+        ``workers`` of them, each ready on its own).
     """
     pool = named_pool("ready")
     futures = {name: pool.submit(check) for name, check in checks.items()}
@@ -68,7 +71,8 @@ def run_checks(checks: Mapping[str, Check], *, required: Collection[str],
     failed = any(r["status"] == "unhealthy" and r["required"] for r in results.values())
     degraded = any(r["status"] != "healthy" for r in results.values())
     overall = "unhealthy" if failed else "degraded" if degraded else "healthy"
-    return (503 if failed else 200), {"status": overall, "checks": results}
+    return (503 if failed else 200), {"status": overall, "worker": os.getpid(),
+                                      "checks": results}
 
 
 __all__ = ["STATUSES", "Check", "database_check", "run_checks"]
