@@ -190,15 +190,22 @@ def keys_list(config: ConfigOpt = None) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="key id from `sona keys list`")],
                 config: ConfigOpt = None) -> None:
-    """Revoke a key by id."""
+    """Revoke a key by id (every worker of a running server refuses it at once)."""
     from sona.db import sqlite_url
     from sona.errors import ConfigError
     from sona.serving.audit import AuditLog
     from sona.serving.auth import KeyStore
+    from sona.serving.shared import SharedState
 
     cfg = _serving(config)
     url = sqlite_url(cfg.database)
-    if not KeyStore(url).revoke(key_id):
+    # the running server's workers cache verified keys: the shared version drops them
+    shared = SharedState.for_database(cfg.database)
+    try:
+        revoked = KeyStore(url, shared=shared).revoke(key_id)
+    finally:
+        shared.close()
+    if not revoked:
         raise ConfigError(f"no API key with id {key_id}")
     AuditLog(url).record("api_key_revoked", "api_key", str(key_id))
     typer.echo(f"revoked key {key_id}")

@@ -50,7 +50,11 @@ from sona.serving.metrics import serving_metrics
 from sona.serving.model_store import LoadedModel, ModelStore, registry_resolver
 from sona.serving.personalization import Personalization, PersonalizationConfig
 from sona.serving.playback_api import build_playback
-from sona.serving.ratelimit import RateLimitConfig, validate_rate_limits
+from sona.serving.ratelimit import (
+    RateLimitConfig,
+    validate_rate_limits,
+    warn_per_worker_limits,
+)
 from sona.serving.readiness import Check, database_check, run_checks
 from sona.serving.recs_api import RecsConfig, RecsHandler
 from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_database_outage
@@ -245,18 +249,22 @@ class SonaApp:
                                               on_open=lambda n: opened.labels(n).inc())
         # what the server's worker processes share: per-user versions, cross-process locks
         # and the relay that brings one worker's writes to the others' in-memory state
-        database = Path(config.database).resolve()
-        self.shared = SharedState(database.parent, name=f"{database.name}.shared")
-        self.keys = KeyStore(url)
+        self.shared = SharedState.for_database(config.database)
+        # revocations in any worker (and `sona keys revoke`) bump the shared "auth" version
+        self.keys = KeyStore(url, shared=self.shared)
         self.users = UserStore(url)
-        self.tokens = TokenService(url, self.users, config.auth)
+        self.tokens = TokenService(url, self.users, config.auth, shared=self.shared)
         # verifies API keys and user tokens for every scope check and the access middleware
-        self.auth = Authenticator(self.keys, self.tokens, key_cache_s=config.auth.key_cache_s)
+        self.auth = Authenticator(self.keys, self.tokens, key_cache_s=config.auth.key_cache_s,
+                                  shared=self.shared)
+        warn_per_worker_limits(config.rate_limits, config.workers)
         self.audit = AuditLog(url)
         resolver = None if config.version is not None else registry_resolver(
             config.tracking, config.model_name, config.alias)
+        # a swap in any worker (reload, promotion poll) is followed by every other worker
         self.store = ModelStore(config.models_dir, config.model_name, resolver=resolver,
-                                onnx_threads=config.onnx_threads, on_swap=self._on_swap)
+                                onnx_threads=config.onnx_threads, on_swap=self._on_swap,
+                                shared=self.shared)
         self.personalization = Personalization(ProfileStore(url), SqlAdapterStore(url),
                                                self.metrics, config.personalization,
                                                shared=self.shared)
@@ -345,9 +353,12 @@ class SonaApp:
         self.warmed_up.set()
 
     def _on_swap(self, new: LoadedModel, old: LoadedModel | None) -> None:
+        """After each swap in this worker, its own or one following another worker's (the
+        store calls it in every worker): count it, drop this worker's cached user states;
+        audit it once, in the worker that made it."""
         self.metrics.model_swaps.labels(new.name, new.version).inc()
         self.personalization.clear()
-        if old is not None:
+        if old is not None and not self.store.following:
             self.audit.record("model_swapped", "model", f"{new.name}/{new.version}",
                               details={"from": old.version, "to": new.version})
 
@@ -461,8 +472,9 @@ class SonaApp:
         body: dict[str, Any] = {**self.store.status(), "breaker": self.model_breaker.status()}
         if not self.store.ready:
             return {**body, "status": "unhealthy"}
+        # degraded too when this worker failed to follow another worker's swap (behind)
         return {**body, "status": "healthy" if self.model_breaker.state == "closed"
-                else "degraded"}
+                and self.store.behind is None else "degraded"}
 
     def _warm_up_check(self) -> dict[str, Any]:
         return {"status": "healthy" if self.warmed_up.is_set() else "unhealthy"}

@@ -11,6 +11,13 @@ The credential may also be a user's JWT access token (``Authorization: Bearer ey
 the verifier passed to :func:`require_scope` is then the serving app's
 :class:`~sona.serving.identity.Authenticator`, which accepts both (API keys stay for
 services, tokens are for users, :mod:`sona.serving.tokens`).
+
+Across worker processes (issue 12): a :class:`KeyStore` given the server's
+:class:`~sona.serving.shared.SharedState` bumps the shared version ``auth``
+(:data:`AUTH_DOMAIN`) after a revocation commits (``sona keys revoke`` opens the serving
+database's shared state for that), and every worker's
+:class:`~sona.serving.identity.Authenticator` drops what it cached once that version moved:
+a revoked key is refused by every worker at once.
 """
 
 from __future__ import annotations
@@ -29,12 +36,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sona.db import make_engine
 from sona.serving.errors import ApiError
+from sona.serving.shared import SharedState
 
 KEY_PREFIX = "sk_"
 KEY_RANDOM_CHARS = 32
 SCOPES: tuple[str, ...] = ("read", "write", "admin")
 _IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
 _ALPHABET = string.ascii_letters + string.digits
+#: shared-version domain of credentials: bumped after a key or token family is revoked
+AUTH_DOMAIN = "auth"
 
 
 def generate_key() -> str:
@@ -132,10 +142,14 @@ class KeyStore:
 
     Args:
         url: SQLAlchemy URL (the serving SQLite database).
+        shared: the serving workers' shared state: a revocation bumps :data:`AUTH_DOMAIN`,
+            so every worker stops trusting the key at once. None: nothing is announced
+            (the workers' key caches then keep it up to ``auth.key_cache_s``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, shared: SharedState | None = None) -> None:
         self.engine = make_engine(url)
+        self.shared = shared
         _Base.metadata.create_all(self.engine)
 
     def create(self, scopes: Sequence[str], *, name: str = "",
@@ -168,11 +182,15 @@ class KeyStore:
             return _key(row)
 
     def revoke(self, key_id: int) -> bool:
-        """Revoke a key by id; False when no such key."""
+        """Revoke a key by id (announced to the workers once committed); False when no
+        such key."""
         with Session(self.engine) as session, session.begin():
             result = session.execute(update(_KeyRow).where(_KeyRow.id == int(key_id))
                                      .values(revoked=True))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            found = bool(result.rowcount)  # type: ignore[attr-defined]
+        if found and self.shared is not None:
+            self.shared.bump(AUTH_DOMAIN)
+        return found
 
     def list(self) -> list[ApiKey]:
         """All keys' metadata, oldest first."""
@@ -225,6 +243,7 @@ def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
 
 
 __all__ = [
-    "KEY_PREFIX", "SCOPES", "ApiKey", "CredentialVerifier", "Grant", "KeyStore", "allows",
-    "api_key_from_headers", "check_scopes", "generate_key", "hash_key", "require_scope",
+    "AUTH_DOMAIN", "KEY_PREFIX", "SCOPES", "ApiKey", "CredentialVerifier", "Grant",
+    "KeyStore", "allows", "api_key_from_headers", "check_scopes", "generate_key", "hash_key",
+    "require_scope",
 ]

@@ -9,6 +9,15 @@ item's position, score and propensity. Users in no experiment get the plain list
 experiment store fails, the user gets the plain list too (logged): the store must never
 take recommendations down.
 
+Across worker processes (issue 12): each worker caches the running experiments (with their
+arms) and one ranker per arm. Every create, edit, status move and deletion bumps the shared
+version ``experiments`` after it commits, and a worker re-reads the running list when that
+version moved, so a start, pause or stop in one worker applies in the others at the next
+request. Arms never change once created (an edit of a draft replaces them with new ids), so
+the rankers cached per arm id need no invalidation. Assignment is a hash of the
+experiment's salt and the user (:mod:`sona.ab.assignment`) stored once in the shared
+database: every worker puts a user in the same arm.
+
 Schemas live here too; requests forbid unknown fields (a typo is a 400 naming it).
 """
 
@@ -42,6 +51,7 @@ from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
 from sona.serving.recs_api import RankOverrides, RecsHandler, outcome
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, UserId
+from sona.serving.shared import SharedState
 from sona.wire import INT, NOT_BLANK, Number, Timestamp
 
 if TYPE_CHECKING:
@@ -50,6 +60,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+#: shared-version domain of the experiment store, bumped after each committed change
+EXPERIMENTS_DOMAIN = "experiments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +73,9 @@ class ExperimentsConfig:
     url: str | None = None
     # folder of the default SQLite file; None: the folder of the serving database
     data_dir: str | None = None
-    # seconds a worker caches the list of running experiments
+    # seconds a worker caches the list of running experiments; changes made through any
+    # worker of the server apply at once (a shared version), this bounds only those made
+    # elsewhere (another server on the same database, direct SQL)
     cache_ttl_s: float = 1.0
 
 
@@ -155,17 +170,22 @@ class ExperimentsHandler:
         store_for: builds the :class:`ModelStore` of a pinned version or an alias.
         cache_ttl_s: seconds the running-experiment list is cached.
         audit: where creations, changes, status moves and deletions are recorded.
+        shared: the versions shared with the server's other workers: the running list is
+            re-read once any worker changed an experiment (module docstring).
     """
 
     def __init__(self, repo: ExperimentRepository, recs: RecsHandler,
                  store_for: Callable[[str | None, str | None], ModelStore] | None = None, *,
-                 cache_ttl_s: float = 1.0, audit: AuditLog | None = None) -> None:
+                 cache_ttl_s: float = 1.0, audit: AuditLog | None = None,
+                 shared: SharedState | None = None) -> None:
         self.repo = repo
         self.recs = recs
         self.store_for = store_for
         self.cache_ttl_s = cache_ttl_s
         self.audit = audit
-        self._running: tuple[float, list[Experiment]] = (-1.0, [])
+        self.shared = shared
+        # (monotonic time, shared version when read, running experiments)
+        self._running: tuple[float, int, list[Experiment]] = (-1.0, -1, [])
         self._handlers: dict[str, RecsHandler] = {}
         self._lock = threading.Lock()
         self._rng = np.random.default_rng()
@@ -192,7 +212,7 @@ class ExperimentsHandler:
             return store
 
         return cls(ExperimentRepository(exp_cfg.url, data_dir=data_dir), app.recs, store_for,
-                   cache_ttl_s=exp_cfg.cache_ttl_s, audit=app.audit)
+                   cache_ttl_s=exp_cfg.cache_ttl_s, audit=app.audit, shared=app.shared)
 
     def _record(self, action: str, experiment_id: str, **details: Any) -> None:
         if self.audit is not None:
@@ -211,6 +231,7 @@ class ExperimentsHandler:
                 traffic_allocation=req.traffic_allocation, primary_metric=req.primary_metric)
         except DuplicateNameError as exc:
             raise ApiError(409, "conflict", str(exc)) from exc
+        self._forget()
         self._record("experiment_created", exp.id, name=exp.name,
                      variants={v.name: v.weight for v in exp.variants})
         return {"experiment_id": exp.id, "name": exp.name, "status": exp.status,
@@ -245,6 +266,7 @@ class ExperimentsHandler:
             self.repo.delete_experiment(key)
         except StateError as exc:
             raise ApiError(409, "conflict", str(exc)) from exc
+        self._forget()
         self._record("experiment_deleted", key)
         return {"experiment_id": key, "deleted": True}
 
@@ -308,16 +330,23 @@ class ExperimentsHandler:
     # --- serving ------------------------------------------------------------------------------
 
     def _forget(self) -> None:
+        """After a committed change: every worker re-reads the running list (this one too)."""
+        if self.shared is not None:
+            self.shared.bump(EXPERIMENTS_DOMAIN)
         with self._lock:
-            self._running = (-1.0, [])
+            self._running = (-1.0, -1, [])
 
     def running(self) -> list[Experiment]:
-        """Running experiments (cached for ``cache_ttl_s``)."""
-        stamp, found = self._running
-        if time.monotonic() - stamp < self.cache_ttl_s:
+        """Running experiments: cached until any worker changes one (the shared version),
+        at most ``cache_ttl_s``."""
+        # read before the store: a change committed meanwhile moves it past what is cached
+        version = self.shared.version(EXPERIMENTS_DOMAIN) if self.shared is not None else 0
+        stamp, seen, found = self._running
+        now = time.monotonic()
+        if seen == version and now - stamp < self.cache_ttl_s:
             return found
         found = self.repo.running_experiments()
-        self._running = (time.monotonic(), found)
+        self._running = (now, version, found)
         return found
 
     def handler_for(self, variant: Variant) -> RecsHandler:
@@ -429,7 +458,8 @@ class ExperimentsHandler:
 
 
 __all__ = [
-    "ConversionRequest", "CreateExperimentRequest", "EventIn", "EventsRequest",
+    "EXPERIMENTS_DOMAIN", "ConversionRequest", "CreateExperimentRequest", "EventIn",
+    "EventsRequest",
     "ExperimentRecommendationResponse", "ExperimentsConfig", "ExperimentsHandler",
     "StatusRequest", "UpdateExperimentRequest", "VariantIn",
 ]

@@ -11,10 +11,16 @@ app. It turns the credential of ``Authorization: Bearer ...`` / ``X-API-Key`` in
 
 Every request with credentials is verified twice (once by the access middleware for its
 rate-limit bucket, once by the route's scope check), so verified credentials are cached in
-a dict: a key for ``auth.key_cache_s`` seconds (a key revoked with ``sona keys revoke`` in
-another process stops working at most that long after), a token until it expires. A cached
-token is checked against the revoked families on every hit (a set lookup), so logout and
-refresh-token reuse take effect at once.
+a dict: a key for ``auth.key_cache_s`` seconds, a token until it expires.
+
+Across worker processes (issue 12), given the server's
+:class:`~sona.serving.shared.SharedState`: each cache entry remembers the shared ``auth``
+version it was verified at, which every revocation bumps once committed (a key revoked with
+``sona keys revoke``, a token family revoked by logout or refresh-token reuse in any
+worker). A hit is one read of that mapped counter; an entry older than the counter is
+verified again, so a revoked credential is refused by every worker at once. Without a
+shared state (one process, tests) a cached token is checked against the revoked families
+on every hit instead, and a key revoked elsewhere works up to ``auth.key_cache_s`` longer.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sona.serving.auth import KEY_PREFIX, KeyStore, allows
+from sona.serving.auth import AUTH_DOMAIN, KEY_PREFIX, KeyStore, allows
+from sona.serving.shared import SharedState
 from sona.serving.tokens import TokenService
 
 #: most credentials kept in the cache (it is emptied when full: each entry is cheap to redo)
@@ -59,26 +66,32 @@ class Authenticator:
         keys: the API key store.
         tokens: the user token service.
         key_cache_s: seconds a verified key is trusted without SQL.
+        shared: the versions shared with the server's other workers: a cached credential
+            is verified again once any worker (or ``sona keys revoke``) revoked one.
     """
 
-    def __init__(self, keys: KeyStore, tokens: TokenService, *, key_cache_s: float = 5.0
-                 ) -> None:
+    def __init__(self, keys: KeyStore, tokens: TokenService, *, key_cache_s: float = 5.0,
+                 shared: SharedState | None = None) -> None:
         self.keys = keys
         self.tokens = tokens
         self.key_cache_s = float(key_cache_s)
-        # credential -> (principal, time.monotonic() deadline)
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        self.shared = shared
+        # credential -> (principal, time.monotonic() deadline, shared auth version)
+        self._cache: dict[str, tuple[Principal, float, int]] = {}
 
     def verify(self, credential: str | None) -> Principal | None:
         """The principal of a valid credential, else None (unknown, revoked, expired)."""
         if not credential:
             return None
         now = time.monotonic()
+        # read before verifying: a revocation committed meanwhile moves it past the entry
+        version = self.shared.version(AUTH_DOMAIN) if self.shared is not None else 0
         hit = self._cache.get(credential)
         if hit is not None:
-            principal, deadline = hit
-            if now < deadline and not (principal.family is not None
-                                       and self.tokens.is_revoked(principal.family)):
+            principal, deadline, seen = hit
+            if now < deadline and seen == version and (
+                    self.shared is not None or principal.family is None
+                    or not self.tokens.is_revoked(principal.family)):
                 return principal
             self._cache.pop(credential, None)
         principal_or_none = self._lookup(credential)
@@ -92,7 +105,7 @@ class Authenticator:
         if ttl > 0:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
-            self._cache[credential] = (principal, now + ttl)
+            self._cache[credential] = (principal, now + ttl, version)
         return principal
 
     def forget(self, credential: str) -> None:

@@ -9,6 +9,16 @@ comes from a resolver (the MLflow registry alias, polled) or is pinned. Between 
 :meth:`ModelStore.update` swaps in the same version with a changed item space (cold catalog
 items, :mod:`sona.serving.catalog_items`), and ``prepare`` gives every loaded version the
 catalog's current items before it serves.
+
+Across worker processes (issue 12): given the server's :class:`~sona.serving.shared.SharedState`,
+every version a store loads on its own (start-up, ``POST /admin/reload``, a registry poll)
+is announced on the relay once it serves, with a *generation* drawn from a shared counter;
+the other workers' stores load the same version through the same path (bundle, ``prepare``,
+warm-up, ``on_swap``) on a background thread. A worker applies an announcement only when
+its generation is newer than that of the swap it serves, so two swaps made at once in two
+workers end with every worker on the later one. A worker that cannot follow keeps serving
+its version and says so in :meth:`ModelStore.status` (``behind``; /ready reports the model
+``degraded``); announcing again (a reload of the served version) makes it retry.
 """
 
 from __future__ import annotations
@@ -31,10 +41,14 @@ from sona.models.base import Recommender
 from sona.pipeline import Pipeline
 from sona.serving.errors import ApiError
 from sona.serving.export_onnx import read_manifest
+from sona.serving.shared import SharedState
 
 log = logging.getLogger(__name__)
 
 Scores = NDArray[np.float32]
+
+#: relay topic of model swaps and shared-version domain of their generations
+MODEL_TOPIC = "model"
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,12 +166,19 @@ class ModelStore:
         name: registered model name.
         resolver: returns the version to serve (e.g. the registry's champion), or None.
         onnx_threads: intra-op threads per ONNX Runtime session.
+        on_swap: called with ``(new, previous)`` after each swap to a loaded version, in
+            every worker (:attr:`following` is True when the swap follows another worker's).
+        prepare: applied to every loaded version before it serves.
+        shared: the server's shared state: swaps are announced to, and followed from, the
+            other workers' stores of the same ``name`` (module docstring). None: this
+            process only.
     """
 
     def __init__(self, models_dir: str | Path, name: str, *,
                  resolver: Callable[[], str | None] | None = None, onnx_threads: int = 1,
                  on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None,
-                 prepare: Callable[[LoadedModel], LoadedModel] | None = None) -> None:
+                 prepare: Callable[[LoadedModel], LoadedModel] | None = None,
+                 shared: SharedState | None = None) -> None:
         self.models_dir = Path(models_dir)
         self.name = name
         self.resolver = resolver
@@ -172,6 +193,19 @@ class ModelStore:
         self._poller: threading.Thread | None = None
         self.last_error: str | None = None
         self.swaps = 0
+        self.shared = shared
+        # generation of the announced swap now served (0: none yet); under _lock
+        self._generation = 0
+        # True while a swap announced by another worker is applied (read by on_swap)
+        self.following = False
+        # the version another worker serves that this one failed to load, else None
+        self.behind: str | None = None
+        # newest announcement not applied yet (version, generation) and its thread
+        self._pending: tuple[str, int] | None = None
+        self._pending_lock = threading.Lock()
+        self._follower: threading.Thread | None = None
+        if shared is not None:
+            shared.subscribe(MODEL_TOPIC, self._on_announced)
 
     @property
     def current(self) -> LoadedModel:
@@ -201,7 +235,9 @@ class ModelStore:
         with self._lock:
             return self._load_locked(str(version))
 
-    def _load_locked(self, version: str) -> LoadedModel:
+    def _load_locked(self, version: str, *, generation: int | None = None) -> LoadedModel:
+        """Load, swap and (``generation`` None: a swap of this worker's own) announce it;
+        a ``generation`` is that of the other worker's announcement being followed."""
         self._loading = version
         try:
             start = time.perf_counter()
@@ -212,13 +248,82 @@ class ModelStore:
             previous, self._current = self._current, model  # the atomic swap
             self.swaps += previous is not None
             self.last_error = None
-            log.info("serving %s v%s (loaded in %.0f ms)", self.name, version,
-                     (time.perf_counter() - start) * 1000)
+            self.behind = None
+            log.info("serving %s v%s (loaded in %.0f ms%s)", self.name, version,
+                     (time.perf_counter() - start) * 1000,
+                     "" if generation is None else ", following another worker")
+            if generation is None:
+                self._announce(version)
+            else:
+                self._generation = generation
             if self.on_swap is not None:
                 self.on_swap(model, previous)
             return model
         finally:
             self._loading = None
+
+    # --- across workers ----------------------------------------------------------------
+
+    def _announce(self, version: str) -> None:
+        """Tell the other workers to serve ``version`` (under the load lock, once it
+        serves here); never raises: the swap is done, a relay failure is logged."""
+        if self.shared is None:
+            return
+        try:
+            self._generation = self.shared.bump(MODEL_TOPIC, self.name)
+            self.shared.publish(MODEL_TOPIC, {"name": self.name, "version": version,
+                                              "generation": self._generation})
+        except Exception:  # noqa: BLE001 - e.g. a locked relay file; polling still converges
+            log.exception("could not announce %s v%s to the other workers", self.name, version)
+
+    def _on_announced(self, payload: dict[str, Any]) -> None:
+        """Relay handler (tailer thread): queue the newest announced swap for the follower
+        thread, so a load of seconds never holds up the other relay topics."""
+        if payload.get("name") != self.name:
+            return
+        announced = (str(payload["version"]), int(payload["generation"]))
+        with self._pending_lock:
+            if self._pending is None or announced[1] > self._pending[1]:
+                self._pending = announced
+            if self._follower is not None:
+                return  # the running follower takes it
+            self._follower = threading.Thread(target=self._follow, daemon=True,
+                                              name="sona-follow-swap")
+            self._follower.start()
+
+    def _follow(self) -> None:
+        while True:
+            with self._pending_lock:
+                announced, self._pending = self._pending, None
+                if announced is None or self._stop.is_set():
+                    self._follower = None
+                    return
+            self.follow(*announced)
+
+    def follow(self, version: str, generation: int) -> None:
+        """Serve ``version`` as another worker announced with ``generation`` (blocking).
+
+        Ignored when this worker already serves a newer swap; a load failure is logged and
+        kept in :attr:`behind` and ``last_error`` (the previous version keeps serving).
+        """
+        with self._lock:
+            if generation <= self._generation:
+                return
+            current = self._current
+            if current is not None and current.version == version:
+                self._generation = generation
+                self.behind = None
+                return
+            self.following = True
+            try:
+                self._load_locked(version, generation=generation)
+            except Exception as exc:  # keep serving what we have; report on /ready
+                self.behind = version
+                self.last_error = f"following v{version} from another worker failed: {exc}"
+                log.exception("could not follow %s v%s loaded by another worker; still "
+                              "serving the previous version", self.name, version)
+            finally:
+                self.following = False
 
     def update(self, change: Callable[[LoadedModel], LoadedModel]) -> LoadedModel | None:
         """Swap in ``change(current)`` (same version, e.g. with new cold items) atomically.
@@ -246,6 +351,9 @@ class ModelStore:
     def reload(self, version: str | None = None, *, wait: bool = False) -> dict[str, Any]:
         """Load ``version`` (default: the resolver's) in the background and swap to it.
 
+        The answer is this worker's; once the version serves here, the other workers follow
+        (module docstring). Asking for the version already served announces it again.
+
         Returns:
             ``{"status": "loading"|"unchanged"|"busy"|"loaded", "version", "current"}``.
 
@@ -258,6 +366,13 @@ class ModelStore:
         if target is None:
             raise ApiError(409, "no_champion", f"no version to load for {self.name!r}")
         if target == current:
+            # announce it again: a worker that failed to follow it retries
+            if self._lock.acquire(blocking=False):
+                try:
+                    if self._current is not None and self._current.version == target:
+                        self._announce(target)
+                finally:
+                    self._lock.release()
             return {"status": "unchanged", "version": target, "current": current}
         if not (self.bundle_path(target) / "manifest.json").exists():
             raise ApiError(404, "bundle_not_found",
@@ -318,11 +433,12 @@ class ModelStore:
         self._stop.set()
 
     def status(self) -> dict[str, Any]:
-        """Served version, load in progress, swaps so far and the last error."""
+        """Served version, load in progress, swaps so far, the last error and ``behind``
+        (the version another worker serves that this one failed to load, else None)."""
         model = self._current
         return {"name": self.name, "version": model.version if model else None,
                 "loaded_at": model.loaded_at if model else None, "loading": self._loading,
-                "swaps": self.swaps, "last_error": self.last_error}
+                "swaps": self.swaps, "last_error": self.last_error, "behind": self.behind}
 
 
 def registry_resolver(tracking: Any, name: str,
@@ -346,4 +462,5 @@ def registry_resolver(tracking: Any, name: str,
     return resolve
 
 
-__all__ = ["LoadedModel", "ModelStore", "load_bundle", "registry_resolver", "warm_up"]
+__all__ = ["MODEL_TOPIC", "LoadedModel", "ModelStore", "load_bundle", "registry_resolver",
+           "warm_up"]

@@ -10,8 +10,11 @@ of the 429.
 Two stores of bucket state, the same arithmetic:
 
 - :class:`MemoryBuckets` (default): a dict of ``[tokens, last refill]`` per bucket, a few
-  float operations per request and no I/O, enough for the one serving worker
-  (``ServingConfig.workers`` is 1);
+  float operations per request and no I/O. The buckets are per worker process: with
+  ``ServingConfig.workers`` = N a caller whose connections reach several workers can get up
+  to N times its limits (one keep-alive connection stays on one worker, so a single client
+  usually sees its limit). :func:`warn_per_worker_limits` says so once at start-up; use
+  Redis for exact limits;
 - :class:`RedisBuckets` (``rate_limits.redis_url``): one Lua script per request, atomic
   across processes and servers, clocked by the Redis server (``TIME``) so servers with
   skewed clocks share buckets correctly; keys expire once a bucket would be full again.
@@ -118,7 +121,9 @@ class RateLimitConfig:
 
     # off: no bucket is ever consulted
     enabled: bool = True
-    # redis://host:port/db to share buckets between processes; None: in memory
+    # redis://host:port/db to share buckets between processes and servers; None: in memory,
+    # per worker process: with N workers a caller spread over them gets up to N times its
+    # limits (logged once at start-up)
     redis_url: str | None = None
     # prefix of every Redis key
     redis_prefix: str = "sona:rl:"
@@ -284,6 +289,23 @@ def make_buckets(config: RateLimitConfig) -> Buckets:
     return MemoryBuckets()
 
 
+def warn_per_worker_limits(config: RateLimitConfig, workers: int) -> bool:
+    """Log a warning when ``workers`` processes each keep their own in-memory buckets.
+
+    Called once per worker at start-up (:class:`~sona.serving.app.SonaApp`).
+
+    Returns:
+        whether the limits are per worker (enabled, no Redis, more than one worker).
+    """
+    per_worker = config.enabled and not config.redis_url and workers > 1
+    if per_worker:
+        log.warning("rate limits are kept in memory by each of the %d workers: a caller "
+                    "whose connections reach several workers can get up to %dx its limits; "
+                    "set rate_limits.redis_url for exact limits shared by every worker",
+                    workers, workers)
+    return per_worker
+
+
 def validate_rate_limits(config: RateLimitConfig) -> None:
     """Check every limit of ``config`` (see :func:`check_limits`).
 
@@ -299,4 +321,5 @@ def validate_rate_limits(config: RateLimitConfig) -> None:
 __all__ = [
     "AuthRouteLimits", "Buckets", "Limit", "MemoryBuckets", "RateLimitConfig", "RedisBuckets",
     "TierLimits", "check_limits", "make_buckets", "validate_rate_limits",
+    "warn_per_worker_limits",
 ]

@@ -96,6 +96,14 @@ class SharedState:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def for_database(cls, database: str | Path, **options: Any) -> SharedState:
+        """The shared state of the server whose serving database is ``database`` (its
+        folder, name ``<file>.shared``): what :class:`~sona.serving.app.SonaApp` opens, and
+        what a CLI command changing cached state (``sona keys revoke``) bumps."""
+        path = Path(database).resolve()
+        return cls(path.parent, name=f"{path.name}.shared", **options)
+
     # --- versions ---------------------------------------------------------------------
 
     def _slot(self, domain: str, key: str) -> int:

@@ -19,6 +19,12 @@ process is the only issuer and the only verifier.
   every access token issued with them). Revoked families are kept (``revoked_families``)
   until their last token would have expired, and loaded into memory at start-up.
 
+Across worker processes (issue 12): each worker holds the revoked families in memory. A
+revocation (logout, refresh-token reuse, a disabled user's refresh) bumps the shared
+version ``auth`` once committed, and a worker re-reads the set when that version moved
+before it checks a token, so a family revoked through one worker is refused by every other
+at once (one mapped-counter read per check when nothing changed).
+
 A role change or a disabled account takes effect at the next refresh (at most one access
 TTL later); logout is immediate.
 """
@@ -36,7 +42,9 @@ from sqlalchemy import Float, Integer, String, delete, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sona.db import make_engine
+from sona.serving.auth import AUTH_DOMAIN
 from sona.serving.errors import ApiError
+from sona.serving.shared import SharedState
 from sona.serving.users import User, UserStore
 
 ALGORITHM = "HS256"
@@ -134,9 +142,12 @@ class TokenService:
         url: SQLAlchemy URL (the serving database).
         users: the user store (login checks and refresh re-reads the user's role).
         config: token settings.
+        shared: the versions shared with the server's other workers: revocations are
+            announced through, and the revoked set re-read on, the ``auth`` version.
     """
 
-    def __init__(self, url: str, users: UserStore, config: AuthConfig) -> None:
+    def __init__(self, url: str, users: UserStore, config: AuthConfig, *,
+                 shared: SharedState | None = None) -> None:
         if config.access_ttl_s <= 0 or config.refresh_ttl_s <= 0:
             raise ValueError("auth.access_ttl_s and auth.refresh_ttl_s must be > 0")
         if config.jwt_secret is not None and len(config.jwt_secret) < 32:
@@ -147,7 +158,30 @@ class TokenService:
         self.config = config
         self._secret = config.jwt_secret or self._stored_secret()
         self._lock = threading.Lock()
+        self.shared = shared
+        # the shared version the revoked set was read at (read before the set)
+        self._revoked_version = self._auth_version()
         self._revoked: set[str] = self._load_revoked()
+        self._reload_lock = threading.Lock()
+
+    def _auth_version(self) -> int:
+        return self.shared.version(AUTH_DOMAIN) if self.shared is not None else 0
+
+    def _revoked_families(self) -> set[str]:
+        """The revoked families, re-read when any worker revoked one since the last read."""
+        version = self._auth_version()
+        if version != self._revoked_version:
+            with self._reload_lock:
+                version = self._auth_version()
+                if version != self._revoked_version:
+                    self._revoked = self._load_revoked()
+                    self._revoked_version = version
+        return self._revoked
+
+    def _announce_revocation(self) -> None:
+        """After a revocation committed: the other workers re-read the revoked set."""
+        if self.shared is not None:
+            self.shared.bump(AUTH_DOMAIN)
 
     def _stored_secret(self) -> str:
         with Session(self.engine) as session, session.begin():
@@ -216,7 +250,7 @@ class TokenService:
                 options={"require": ["exp", "iat", "sub", "jti", "fam", "typ", "iss"]})
         except jwt.PyJWTError:
             return None
-        if claims.get("typ") != typ or str(claims.get("fam")) in self._revoked:
+        if claims.get("typ") != typ or str(claims.get("fam")) in self._revoked_families():
             return None
         return claims
 
@@ -232,8 +266,8 @@ class TokenService:
                             str(claims["jti"]), float(str(claims["exp"])))
 
     def is_revoked(self, family: str) -> bool:
-        """Whether ``family`` was revoked (logout or refresh-token reuse)."""
-        return family in self._revoked
+        """Whether ``family`` was revoked (logout or refresh-token reuse), by any worker."""
+        return family in self._revoked_families()
 
     # --- rotate and revoke ------------------------------------------------------------------
 
@@ -260,6 +294,7 @@ class TokenService:
             elif row is not None and state == "active":
                 row.state = "rotated"
         if state == "rotated":
+            self._announce_revocation()
             raise _unauthorized("refresh token was already used: every token of this "
                                 "session is revoked, log in again", "refresh_token_reused")
         if state != "active":
@@ -272,9 +307,11 @@ class TokenService:
         return self.issue(user, family=family)
 
     def revoke_family(self, family: str, reason: str = "logout") -> None:
-        """Revoke every refresh and access token of ``family`` (idempotent)."""
+        """Revoke every refresh and access token of ``family`` (idempotent), in every
+        worker."""
         with self._lock, Session(self.engine) as session, session.begin():
             self._revoke_family(session, family, reason)
+        self._announce_revocation()
 
     def _revoke_family(self, session: Session, family: str, reason: str) -> None:
         now = time.time()

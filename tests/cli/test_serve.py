@@ -23,7 +23,11 @@ from sona.cli import _register, app
 from sona.db import sqlite_url
 from sona.errors import ConfigError
 from sona.serving.auth import KeyStore
+from sona.serving.identity import Authenticator
 from sona.serving.process import REPO_ROOT
+from sona.serving.shared import SharedState
+from sona.serving.tokens import AuthConfig, TokenService
+from sona.serving.users import UserStore
 from sona.testing.serving import make_serving_data
 
 runner = CliRunner()
@@ -51,8 +55,17 @@ def test_keys_create_prints_once_and_stores_the_hash(tmp_path: Path) -> None:
     assert found is not None and found.scopes == ("admin",)
     listed = runner.invoke(app, ["keys", "list", "--config", str(config)])
     assert listed.exit_code == 0 and key[:7] in listed.stdout and key not in listed.stdout
+    # a running server's worker caches the verified key; the revocation reaches it at once
+    shared = SharedState.for_database(tmp_path / "sona.db")
+    users = UserStore(sqlite_url(tmp_path / "sona.db"))
+    worker = Authenticator(store, TokenService(sqlite_url(tmp_path / "sona.db"), users,
+                                               AuthConfig(), shared=shared),
+                           key_cache_s=3600.0, shared=shared)
+    assert worker.verify(key) is not None
     revoked = runner.invoke(app, ["keys", "revoke", str(found.key_id), "--config", str(config)])
     assert revoked.exit_code == 0 and store.verify(key) is None
+    assert worker.verify(key) is None
+    shared.close()
     missing = runner.invoke(app, ["keys", "revoke", "99", "--config", str(config)])
     # main() prints SonaErrors on one line and exits 2; CliRunner shows the exception
     assert isinstance(missing.exception, ConfigError)

@@ -179,3 +179,44 @@ def test_events_and_conversions(app: SonaApp) -> None:
     assert status == 400 and body["error"] == "User not in experiment"
     report = app.experiments.report(exp_id)
     assert report["metric"] == "click" and report["srm"]["flagged"] is False
+
+
+def test_a_change_in_one_worker_is_applied_by_the_other_at_once(app: SonaApp) -> None:
+    from sona.ab.repository import ExperimentRepository
+    from sona.serving.experiments_api import ExperimentsHandler
+    from sona.serving.shared import SharedState
+
+    # a second worker process: its own repository connection, caches and shared-state
+    # instance; a TTL of an hour shows that nothing waits for it
+    shared = SharedState(app.shared.directory, name=app.shared.name)
+    other = ExperimentsHandler(ExperimentRepository(app.experiments.repo.url,
+                                                    migrate_schema=False),
+                               app.recs, cache_ttl_s=3600.0, shared=shared)
+    try:
+        req = RecommendationRequest(user_id=USER, limit=5)
+        assert other.running() == []
+        assert other.recommendations(req).recommendations[0].experiment_variant is None
+        exp_id = _create(app, variants=[{"name": "control", "weight": 0.5},
+                                        {"name": "treatment", "weight": 0.5,
+                                         "config": {"mmr_lambda": 1.0}}])
+        _start(app, exp_id)
+        assert [e.id for e in other.running()] == [exp_id]
+        # the same arm for every user in both workers, whichever assigns first
+        for i in range(12):
+            user = f"w{i}"
+            first, second = (other, app.experiments) if i % 2 else (app.experiments, other)
+            tag = first.recommendations(RecommendationRequest(user_id=user, limit=3))
+            again = second.recommendations(RecommendationRequest(user_id=user, limit=3))
+            assert tag.experiment_id == again.experiment_id == exp_id
+            assert tag.recommendations[0].experiment_variant == \
+                again.recommendations[0].experiment_variant
+        app.experiments.set_status(exp_id, StatusRequest(status="paused"))
+        assert other.running() == []
+        assert other.recommendations(req).recommendations[0].experiment_variant is None
+        other.set_status(exp_id, StatusRequest(status="running"))  # and the other way
+        assert [e.id for e in app.experiments.running()] == [exp_id]
+        app.experiments.set_status(exp_id, StatusRequest(status="completed"))
+        assert other.running() == []
+    finally:
+        other.close()
+        shared.close()

@@ -202,3 +202,92 @@ def test_two_tower_bundle_serves_known_and_new_users(tmp_path, serving_data) -> 
             np.arange(1, 7)))])
     ranked = loaded.pipeline.rank([state], 5)
     assert ranked.strategy == ["personalized"] and (ranked.idx[0] >= 0).all()
+
+
+def _worker_store(models_dir, shared, seen: list[tuple[str, bool]] | None = None,
+                  prepared: list[str] | None = None) -> ModelStore:
+    """One worker's store: records (version, following) per swap and prepared versions."""
+    store: ModelStore
+
+    def on_swap(new: LoadedModel, old: LoadedModel | None) -> None:
+        if seen is not None:
+            seen.append((new.version, store.following))
+
+    def prepare(model: LoadedModel) -> LoadedModel:
+        if prepared is not None:
+            prepared.append(model.version)
+        return model
+
+    store = ModelStore(models_dir, MODEL_NAME, on_swap=on_swap, prepare=prepare, shared=shared)
+    return store
+
+
+def test_a_swap_in_one_worker_is_followed_by_the_others(bundles: Bundles, tmp_path) -> None:
+    from sona.serving.shared import SharedState
+
+    # two worker processes: a store each over the same bundles, shared files in tmp_path
+    shared_a, shared_b = SharedState(tmp_path), SharedState(tmp_path)
+    seen_b: list[tuple[str, bool]] = []
+    prepared_b: list[str] = []
+    a = _worker_store(bundles.models_dir, shared_a)
+    b = _worker_store(bundles.models_dir, shared_b, seen_b, prepared_b)
+    try:
+        a.load("1")
+        b.load("1")
+        shared_a.poll()
+        shared_b.poll()  # each sees the other's start-up load of the served version
+        assert a.swaps == b.swaps == 0 and seen_b == [("1", False)]
+        assert a.reload("2", wait=True)["status"] == "loaded"
+        assert b.current.version == "1"  # until the relay delivers
+        assert shared_b.poll() == 1
+        _wait(lambda: b.current.version == "2")
+        # loaded through the same path: prepared, swapped, on_swap told it follows
+        assert prepared_b == ["1", "2"] and seen_b == [("1", False), ("2", True)]
+        assert b.status()["behind"] is None and b.swaps == 1
+        shared_a.poll()
+        assert a.current.version == "2" and a.swaps == 1  # a follower announces nothing
+
+        # swaps made at once in both workers: every worker ends on the later one
+        a.reload("3", wait=True)
+        b.reload("1", wait=True)  # announced after a's: the later generation
+        shared_a.poll()
+        shared_b.poll()
+        _wait(lambda: a.current.version == "1" and a._follower is None)
+        _wait(lambda: b._follower is None)
+        assert b.current.version == "1"
+    finally:
+        a.stop()
+        b.stop()
+        shared_a.close()
+        shared_b.close()
+
+
+def test_a_worker_that_cannot_follow_keeps_serving_and_says_so(bundles: Bundles,
+                                                               tmp_path) -> None:
+    from sona.serving.shared import SharedState
+
+    # worker b sees only v1 (a bundle it cannot load): it keeps v1, /ready shows `behind`
+    b_models = tmp_path / "b-models" / MODEL_NAME
+    b_models.mkdir(parents=True)
+    (b_models / "1").symlink_to(bundles.v1)
+    shared_a, shared_b = SharedState(tmp_path), SharedState(tmp_path)
+    a = _worker_store(bundles.models_dir, shared_a)
+    b = _worker_store(tmp_path / "b-models", shared_b)
+    try:
+        b.load("1")
+        a.load("1")
+        a.reload("2", wait=True)
+        shared_b.poll()
+        _wait(lambda: b.status()["behind"] == "2")
+        assert b.current.version == "1" and "another worker" in (b.last_error or "")
+        # once it can, asking for the served version again makes it retry
+        (b_models / "2").symlink_to(bundles.v2)
+        assert a.reload("2")["status"] == "unchanged"
+        shared_b.poll()
+        _wait(lambda: b.current.version == "2")
+        assert b.behind is None and b.last_error is None
+    finally:
+        a.stop()
+        b.stop()
+        shared_a.close()
+        shared_b.close()

@@ -254,3 +254,16 @@ def test_disabled_limits_never_refuse(authn: Authenticator) -> None:
     client = _client(authn, rate_limits=limits)
     assert {client.post("/api/v1/recommendations", json={}).status_code
             for _ in range(5)} == {200}
+
+
+def test_memory_buckets_with_several_workers_are_announced_as_per_worker(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from sona.serving.ratelimit import warn_per_worker_limits
+
+    with caplog.at_level("WARNING", logger="sona.serving.ratelimit"):
+        assert not warn_per_worker_limits(RateLimitConfig(), 1)
+        assert not warn_per_worker_limits(RateLimitConfig(redis_url="redis://x:6379/0"), 2)
+        assert not warn_per_worker_limits(RateLimitConfig(enabled=False), 2)
+        assert caplog.records == []
+        assert warn_per_worker_limits(RateLimitConfig(), 2)
+    assert len(caplog.records) == 1 and "up to 2x" in caplog.records[0].getMessage()

@@ -9,6 +9,7 @@ the real ML-100K search engine.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -357,3 +358,47 @@ def test_popularity_fallback_matches_trending_for_cold_users(app: SonaApp) -> No
     assert [r.content_id for r in cold.recommendations] == _popular(app, "brand-new", 6)
     assert np.all(np.diff([r.confidence_score for r in cold.recommendations]) <= 0)
 
+
+def test_model_swaps_reach_every_worker_and_a_failed_follow_is_degraded(
+        app: SonaApp, bundles: Bundles) -> None:
+    from serving_fixtures import MODEL_NAME
+
+    from sona.serving.model_store import MODEL_TOPIC, ModelStore
+    from sona.serving.schemas import ReloadRequest
+    from sona.serving.shared import SharedState
+
+    def wait_for(predicate: Any) -> None:
+        deadline = time.monotonic() + 60.0
+        while not predicate():
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.02)
+
+    # another worker: its own store and shared-state instance (the app's tailer runs)
+    shared = SharedState(app.shared.directory, name=app.shared.name)
+    other = ModelStore(bundles.models_dir, MODEL_NAME, shared=shared)
+    admin = {"X-API-Key": app.keys.create(["admin"], name="swap-admin")[1]}
+    swaps = len(app.audit.query(action="model_swapped"))
+    try:
+        other.load("3")
+        # POST /admin/reload answers for this worker; the other follows
+        out = app.reload(ReloadRequest(version="2", wait=True), admin)
+        assert out == {"status": "loaded", "version": "2", "current": "2"}
+        shared.poll()
+        wait_for(lambda: other.ready and other.current.version == "2")
+        # a swap made in the other worker: this one follows, the swap is audited once
+        other.reload("1", wait=True)
+        wait_for(lambda: app.store.current.version == "1")
+        assert len(app.audit.query(action="model_swapped")) == swaps + 1  # 3 -> 2 only
+        # a version this worker cannot load: it keeps serving, /ready says degraded
+        shared.publish(MODEL_TOPIC, {"name": MODEL_NAME, "version": "404",
+                                     "generation": shared.bump(MODEL_TOPIC, MODEL_NAME)})
+        wait_for(lambda: app.store.behind == "404")
+        status, body = app.ready()
+        model = body["checks"]["model"]
+        assert status == 200 and model["status"] == "degraded"
+        assert model["version"] == "1" and model["behind"] == "404"
+    finally:
+        app.reload(ReloadRequest(version="3", wait=True), admin)
+        other.stop()
+        shared.close()
+    assert app.store.behind is None and app.ready()[1]["checks"]["model"]["behind"] is None

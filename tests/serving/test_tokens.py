@@ -179,3 +179,46 @@ def test_authenticator_caches_keys_and_sees_logout_at_once(url: str, users: User
         require_scope(free.access_token, "write", auth)
     assert err.value.status == 403 and err.value.details["key_scopes"] == ["read"]
     assert auth.verify("not.a.jwt") is None and auth.verify("garbage") is None
+
+
+def test_a_revocation_in_one_worker_is_refused_by_the_other_at_once(url: str,
+                                                                   tmp_path: Path) -> None:
+    from sona.serving.shared import SharedState
+
+    # two worker processes: their own stores, token services and caches over one database
+    shared = [SharedState(tmp_path), SharedState(tmp_path)]
+    users = UserStore(url)
+    workers = []
+    for one in shared:
+        keys = KeyStore(url, shared=one)
+        tokens = TokenService(url, users, AuthConfig(jwt_secret=SECRET), shared=one)
+        workers.append(Authenticator(keys, tokens, key_cache_s=3600.0, shared=one))
+    a, b = workers
+    try:
+        meta, key = a.keys.create(["write"], name="svc")
+        assert a.verify(key) is not None and b.verify(key) is not None  # both cached
+        assert a.keys.revoke(meta.key_id)
+        assert b.verify(key) is None and a.verify(key) is None  # no key_cache_s wait
+
+        users.register("kate", "password-1")
+        pair = b.tokens.login("kate", "password-1")
+        assert a.verify(pair.access_token) is not None
+        assert b.verify(pair.access_token) is not None
+        b.tokens.revoke_family(b.tokens.verify_access(pair.access_token).family)  # logout
+        assert a.verify(pair.access_token) is None
+        assert a.tokens.verify_access(pair.access_token) is None
+
+        # refresh-token reuse noticed by one worker revokes the family in the other
+        again = a.tokens.login("kate", "password-1")
+        assert b.verify(again.access_token) is not None
+        rotated = a.tokens.refresh(again.refresh_token)
+        assert b.verify(rotated.access_token) is not None
+        with pytest.raises(ApiError) as err:
+            b.tokens.refresh(again.refresh_token)  # the spent one, replayed
+        assert err.value.error == "refresh_token_reused"
+        assert a.verify(rotated.access_token) is None and a.verify(again.access_token) is None
+        with pytest.raises(ApiError):
+            a.tokens.refresh(rotated.refresh_token)
+    finally:
+        for one in shared:
+            one.close()
