@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -290,13 +291,16 @@ def make_buckets(config: RateLimitConfig) -> Buckets:
 
 
 def warn_per_worker_limits(config: RateLimitConfig, workers: int) -> bool:
-    """Log a warning when ``workers`` processes each keep their own in-memory buckets.
+    """Log a warning when ``workers`` processes (0: one per core, as
+    ``ServingConfig.workers``) each keep their own in-memory buckets.
 
     Called once per worker at start-up (:class:`~sona.serving.app.SonaApp`).
 
     Returns:
         whether the limits are per worker (enabled, no Redis, more than one worker).
     """
+    if workers == 0:
+        workers = os.cpu_count() or 1
     per_worker = config.enabled and not config.redis_url and workers > 1
     if per_worker:
         log.warning("rate limits are kept in memory by each of the %d workers: a caller "

@@ -7,6 +7,7 @@ a free loopback port), else against ``fakeredis`` with the same Lua script.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -267,3 +268,5 @@ def test_memory_buckets_with_several_workers_are_announced_as_per_worker(
         assert caplog.records == []
         assert warn_per_worker_limits(RateLimitConfig(), 2)
     assert len(caplog.records) == 1 and "up to 2x" in caplog.records[0].getMessage()
+    # 0 is one worker per core (ServingConfig.workers)
+    assert warn_per_worker_limits(RateLimitConfig(), 0) == ((os.cpu_count() or 1) > 1)
