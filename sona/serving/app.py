@@ -250,6 +250,19 @@ class SonaApp:
         # what the server's worker processes share: per-user versions, cross-process locks
         # and the relay that brings one worker's writes to the others' in-memory state
         self.shared = SharedState.for_database(config.database)
+        # the workers start at once: one at a time creates the stores' tables, seeds an empty
+        # catalog and builds + saves the search engine; the next finds them done (and loads
+        # the saved engine) instead of racing on the same rows and files
+        with self.shared.lock("startup"):
+            # relay messages up to here announce commits the components read anyway
+            head = self.shared.head()
+            self._components(config, url, res)
+            self.shared.skip_to(head)
+        if start:
+            self.start()
+
+    def _components(self, config: ServingConfig, url: str, res: ResilienceConfig) -> None:
+        """Stores, handlers and services of ``__init__`` (under the start-up lock)."""
         # revocations in any worker (and `sona keys revoke`) bump the shared "auth" version
         self.keys = KeyStore(url, shared=self.shared)
         self.users = UserStore(url)
@@ -310,8 +323,6 @@ class SonaApp:
         self.playback = build_playback(self)
         # set once start-up work on other threads (search encoder load) is over
         self.warmed_up = threading.Event()
-        if start:
-            self.start()
 
     def start(self) -> None:
         """Load the pinned or champion version, then poll the registry.

@@ -167,6 +167,16 @@ class SharedState:
             row = self._relay.execute("SELECT COALESCE(MAX(seq), 0) FROM relay").fetchone()
         return int(row[0])
 
+    def head(self) -> int:
+        """The sequence number of the newest message published so far."""
+        return self._max_seq()
+
+    def skip_to(self, seq: int) -> None:
+        """Deliver only messages after ``seq`` from now on: state just built from the
+        database already holds what earlier messages announced (the start-up takes
+        :meth:`head` before reading, then skips to it)."""
+        self._last_seq = max(self._last_seq, int(seq))
+
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call ``handler(payload)`` for each message on ``topic`` from another instance
         (on the tailer thread, in publish order; exceptions are logged, not raised)."""
