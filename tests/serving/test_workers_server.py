@@ -5,23 +5,28 @@ them to either worker (one at a time, the worker that just answered takes the ne
 ``/health`` names the answering worker's pid, which shows both answer. What one
 worker writes must be what the other serves next, with no TTL to wait out: a profile
 update changes the lists of every following request, a model reload through one worker
-swaps the version in both.
+swaps the version in both, a title created through the admin API is found by every search
+and gone from every search after DELETE, and a WebSocket held by one worker gets the sync
+pushes that any worker stored.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from serving_fixtures import Bundles, get, post, write_config
+from serving_fixtures import Bundles, call, get, post, write_config
 
 from sona.db import sqlite_url
 from sona.serving.auth import KeyStore
 from sona.serving.process import ServerProcess
+from sona.sync.client import SyncClient
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +40,7 @@ class Served:
     url: str
     admin_key: str
     write_key: str
+    work: Path
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, bundles: Bundles) -> Iterat
     with ServerProcess(config) as proc:
         # ServerProcess waits for one ready worker; the tests need both answering
         assert len(_workers_seen(proc.url)) == 2
-        yield Served(proc.url, admin, write)
+        yield Served(proc.url, admin, write, work)
 
 
 def _parallel(n: int, call: Callable[[], Any]) -> list[Any]:
@@ -123,3 +129,63 @@ def test_a_reload_through_one_worker_swaps_both(served: Served) -> None:
                        headers={"X-API-Key": served.admin_key})
     assert status == 200, out
     assert _within(10.0, lambda: both_on("3"))
+
+
+def _found(url: str, query: str) -> list[list[str]]:
+    def one() -> list[str]:
+        status, body = post(f"{url}/api/v1/search", {"query": query, "page_size": 5})
+        assert status == 200, body
+        return [r["content"]["id"] for r in body["results"]]
+
+    return _parallel(ROUNDS, one)
+
+
+def test_a_catalog_write_reaches_every_workers_search(served: Served) -> None:
+    status, made = call("POST", served.url + "/api/v1/admin/catalog/content", {
+        "title": "Vortigaunt Lanterns of Esker Bay", "content_type": "movie",
+        "platform": "netflix", "platform_content_id": "mw-1",
+        "overview": "Two lighthouse keepers trade a lantern across time.",
+        "release_year": 2022, "genres": ["Drama"]}, served.admin_key)
+    assert status == 201, made
+    new_id = made["id"]
+    query = "vortigaunt lanterns esker"
+    assert _within(10.0, lambda: all(ids[:1] == [new_id] for ids in _found(served.url, query)))
+    status, _ = call("DELETE", f"{served.url}/api/v1/admin/catalog/content/{new_id}",
+                     key=served.admin_key)
+    assert status == 200
+    assert _within(10.0, lambda: all(new_id not in ids for ids in _found(served.url, query)))
+
+
+def test_a_websocket_on_one_worker_gets_pushes_stored_by_any(served: Served) -> None:
+    user = "mw-sync"
+    tv = SyncClient(served.url, user_id=user, device_id="tv", api_key=served.write_key,
+                    queue_path=served.work / "tv.db")
+    tv.register(device_type="tv")
+    got: list[dict[str, Any]] = []
+    stop, connected = threading.Event(), threading.Event()
+    listener = threading.Thread(target=tv.listen, args=(stop,),
+                                kwargs={"on_message": got.append, "connected": connected})
+    listener.start()
+    phones = []
+    try:
+        assert connected.wait(20)
+        # one client (one connection) per phone: the kernel spreads them over both workers
+        for i in range(10):
+            phone = SyncClient(served.url, user_id=user, device_id=f"phone{i}",
+                               api_key=served.write_key, queue_path=served.work / f"p{i}.db")
+            phones.append(phone)
+            phone.register()
+            phone.add_to_watchlist(str(5100 + i))
+            assert phone.sync().pushed == 1
+
+        def keys() -> set[str]:
+            return {o["key"] for m in got if m["type"] == "ops" for o in m["ops"]}
+
+        assert _within(10.0, lambda: len(keys()) == 10), sorted(keys())
+        assert keys() == {str(5100 + i) for i in range(10)}
+    finally:
+        stop.set()
+        listener.join(10)
+        tv.close()
+        for phone in phones:
+            phone.close()
