@@ -403,3 +403,82 @@ def test_micro_batcher_runs_waiting_requests_together() -> None:
     assert results[:3] == [0, 10, 20] and results[4:] == [40, 50]
     assert isinstance(results[3], ValueError)
     assert asyncio.run(batcher.submit(7)) == 70 and calls[-1] == [7]
+
+
+def _items_per_column(model, ranked, row: int) -> list:  # noqa: ANN001
+    """RecsHandler._items as it was before issue 12 (a loop over the columns with numpy
+    scalars): the reference the pattern-coded items must equal field for field."""
+    from typing import Any, cast
+
+    from sona.pipeline import LABELS
+    from sona.serving.schemas import Recommendation
+
+    idx = ranked.idx[row]
+    valid = idx >= 0
+    ids = model.items.ids(idx[valid])
+    strategy = ranked.strategy[row]
+    if strategy != "personalized":
+        reason = ranked.based_on[row]
+        explanation = (f"Popular in your signup genres ({reason.split(': ', 1)[1]})"
+                       if strategy == "cold_start_genres" else "Trending now")
+        return [Recommendation(content_id=i, confidence_score=float(c),
+                               recommendation_type="cold_start", based_on=[reason],
+                               explanation=explanation)
+                for i, c in zip(ids, ranked.relevance[row][valid], strict=True)]
+    contrib = ranked.contributions[row][:, valid]
+    lora = ranked.lora[row][valid]
+    confidence = np.clip(ranked.relevance[row][valid], 0.0, 1.0)
+    recs = []
+    for col, item in enumerate(ids):
+        based_on = [s for s, c in zip(ranked.sources, contrib[:, col], strict=True) if c > 0]
+        if lora[col] > 0:
+            based_on.append("lora")
+        n_sources = int(np.count_nonzero(contrib[:, col]))
+        kind = cast(Any, LABELS[ranked.sources[int(np.argmax(contrib[:, col]))]]) \
+            if n_sources == 1 else "hybrid"
+        recs.append(Recommendation(
+            content_id=item, confidence_score=float(confidence[col]), recommendation_type=kind,
+            based_on=based_on, explanation=("Based on: " + ", ".join(based_on)) if based_on
+            else "Recommended for you"))
+    return recs
+
+
+def test_response_items_equal_the_per_column_build(app: SonaApp) -> None:
+    # issue 12: the items are built from per-row numpy codes; the JSON must not move a byte
+    from dataclasses import replace
+
+    from pydantic_core import to_json
+
+    model = app.store.current
+    pipeline = model.pipeline
+    app.recs.update_profile(ProfileUpdateRequest(user_id="items-genres",
+                                                 signup_genres=["Comedy"]))
+    users = [str(u) for u in model.users.ids(np.arange(0, 40, 3))] + ["stranger",
+                                                                      "items-genres"]
+    states = [app.personalization.state(model, u) for u in users]
+    few = np.arange(0, model.n_items, max(1, model.n_items // 6))  # short (padded) lists
+    rankeds = [pipeline.rank(states, 12), pipeline.rank(states, 12, mmr_lambda=0.5),
+               pipeline.rank(states, 12, candidates=few,
+                             contexts=Context(hour=21, device="tv", mood="relaxed")),
+               pipeline.rank(states, 12, exclude_watched=False)]
+    # every pattern of contributions: zeros, negatives, one source alone (also negative),
+    # LoRA terms of both signs
+    rng = np.random.default_rng(12)
+    base = rankeds[0]
+    contrib = rng.choice([0.0, -0.0, -0.2, 0.1, 0.3, 0.3], size=base.contributions.shape)
+    lora = rng.choice([0.0, -0.5, 0.25], size=base.lora.shape).astype(np.float32)
+    rankeds.append(replace(base, contributions=contrib, lora=lora))
+    kinds = set()
+    for ranked in rankeds:
+        assert {"personalized", "cold_start_trending", "cold_start_genres"} <= \
+            set(ranked.strategy)
+        for row in range(len(states)):
+            got = RecsHandler._items(model, ranked, row)
+            want = _items_per_column(model, ranked, row)
+            assert got == want  # fields, extras and private attributes
+            assert [type(r.content_id) for r in got] == [type(r.content_id) for r in want]
+            assert [r.model_fields_set for r in got] == [r.model_fields_set for r in want]
+            assert to_json([r.model_dump(mode="json") for r in got]) == \
+                to_json([r.model_dump(mode="json") for r in want])
+            kinds |= {r.recommendation_type for r in got}
+    assert {"hybrid", "cold_start", "collaborative", "content_based"} <= kinds
