@@ -34,11 +34,18 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+_LIMIT_HEADERS = {b"content-length": 0, b"transfer-encoding": 1, b"content-type": 2}
+
+
+def _headers(scope: Scope) -> list[str | None]:
+    """``[Content-Length, Transfer-Encoding, Content-Type]``, the first of each (None when
+    absent), in one pass over the headers."""
+    found: list[str | None] = [None, None, None]
     for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
+        slot = _LIMIT_HEADERS.get(key.lower())
+        if slot is not None and found[slot] is None:
+            found[slot] = bytes(value).decode("latin-1")
+    return found
 
 
 def _is_json(content_type: str) -> bool:
@@ -98,8 +105,8 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _header(scope, b"content-length")
-        chunked = "chunked" in (_header(scope, b"transfer-encoding") or "").lower()
+        length, encoding, content_type = _headers(scope)
+        chunked = "chunked" in (encoding or "").lower()
         if length is not None:
             if not length.strip().isdigit():
                 await _reply(send, 400, {"error": "bad_request",
@@ -109,7 +116,6 @@ class RequestLimits:
                 await _reply(send, 413, self._too_large(f"{int(length)} bytes"))
                 return
         has_body = chunked or (length is not None and int(length) > 0)
-        content_type = _header(scope, b"content-type")
         # a declared non-JSON type is refused even without a body: BentoML would try to
         # parse e.g. multipart/form-data without a boundary and answer 500 (issue 13)
         if scope["method"] in _BODY_METHODS and (has_body or content_type):

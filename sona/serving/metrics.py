@@ -51,6 +51,12 @@ class ServingMetrics:
                                             "Requests answered 503 for a database outage",
                                             ["endpoint"])
 
+        # the labelled children of the per-request histograms, looked up once per label
+        # set: ``.labels()`` validates and joins the labels under a lock on every call
+        # (issue 12); a child is the same object for good (nothing removes one)
+        self._sources: dict[str, Histogram] = {}
+        self._requests: dict[tuple[str, int], Histogram] = {}
+
     @contextmanager
     def time_source(self, source: str) -> Iterator[None]:
         """Observe the duration of the block under ``source``."""
@@ -58,11 +64,19 @@ class ServingMetrics:
         try:
             yield
         finally:
-            self.source_seconds.labels(source).observe(time.perf_counter() - start)
+            child = self._sources.get(source)
+            if child is None:
+                child = self._sources.setdefault(source, self.source_seconds.labels(source))
+            child.observe(time.perf_counter() - start)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Record one handled request (status grouped as 2xx/4xx/5xx)."""
-        self.request_seconds.labels(endpoint, f"{status // 100}xx").observe(seconds)
+        group = status // 100
+        child = self._requests.get((endpoint, group))
+        if child is None:
+            child = self._requests.setdefault((endpoint, group), self.request_seconds.labels(
+                endpoint, f"{group}xx"))
+        child.observe(seconds)
 
 
 _lock = threading.Lock()
