@@ -237,7 +237,7 @@ class ContentSource:
             if s.lora_b is not None and s.lora_b.shape == (f.dim, f.lora_rank):
                 adapters[i] = s.lora_b
                 has_lora[i] = True
-        applies = np.array([bool(np.any(p)) for p in prefs], bool)
+        applies = np.any(prefs, axis=1).astype(bool, copy=False)  # one call, not per row
         return prefs, adapters, applies, has_lora
 
 
