@@ -40,6 +40,8 @@ _JSON_FIELDS = ("alternate_titles", "keywords", "themes", "audio_languages", "ge
                 "external_ids", "credits", "images", "series", "availability", "source_platforms")
 # fields a PATCH may not touch: identity and bookkeeping
 _IMMUTABLE = frozenset({"canonical_id", "created_at"})
+# ids per IN (...) clause (SQLite allows 32766 bound parameters, older builds 999)
+_IN_CHUNK = 500
 
 
 class CatalogConflictError(SonaError, ValueError):
@@ -197,6 +199,17 @@ class CatalogStore:
             raise UnknownIdError("content", missing)
         return [found[i] for i in canonical_ids]
 
+    def find_many(self, canonical_ids: Iterable[str]) -> list[ContentItem]:
+        """The items of ``canonical_ids`` that exist, in id order (absent ids are skipped)."""
+        wanted = sorted(set(canonical_ids))
+        found: list[ContentItem] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            with self.session() as sess:
+                rows = sess.scalars(select(ContentRow).where(ContentRow.canonical_id.in_(
+                    wanted[start:start + _IN_CHUNK])).order_by(ContentRow.canonical_id)).all()
+                found += [_item(r) for r in rows]
+        return found
+
     def update(self, canonical_id: str, changes: Mapping[str, Any], *,
                actor: Actor = SYSTEM, now: datetime | None = None) -> ContentItem:
         """Apply field ``changes`` (validated by the schema); audit ``content_updated``.
@@ -341,11 +354,24 @@ class CatalogStore:
                 EntityMappingRow.external_id == external_id, EntityMappingRow.id_type == id_type))
             return None if row is None else (row.entity_id, row.confidence)
 
-    def mappings(self) -> list[tuple[str, str, str, float]]:
-        """All mappings as ``(external_id, id_type, entity_id, confidence)``."""
-        with self.session() as sess:
-            rows = sess.scalars(select(EntityMappingRow).order_by(EntityMappingRow.id)).all()
-            return [(r.external_id, r.id_type, r.entity_id, r.confidence) for r in rows]
+    def mappings(self, entity_ids: Iterable[str] | None = None
+                 ) -> list[tuple[str, str, str, float]]:
+        """All mappings as ``(external_id, id_type, entity_id, confidence)``, or those of
+        the entities ``entity_ids`` only (in insertion order either way)."""
+        stmt = select(EntityMappingRow).order_by(EntityMappingRow.id)
+        if entity_ids is None:
+            with self.session() as sess:
+                rows = sess.scalars(stmt).all()
+                return [(r.external_id, r.id_type, r.entity_id, r.confidence) for r in rows]
+        wanted = sorted(set(entity_ids))
+        out: list[tuple[int, tuple[str, str, str, float]]] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            with self.session() as sess:
+                rows = sess.scalars(stmt.where(EntityMappingRow.entity_id.in_(
+                    wanted[start:start + _IN_CHUNK]))).all()
+                out += [(r.id, (r.external_id, r.id_type, r.entity_id, r.confidence))
+                        for r in rows]
+        return [row for _, row in sorted(out)]
 
     # ---- audit log -------------------------------------------------------------------
     def audit(self, action: str, resource_type: str, resource_id: str | None = None,

@@ -101,6 +101,28 @@ def register_items(resolver: EntityResolver, items: Sequence[ContentItem],
                             runtimes=[item.runtime_minutes])
 
 
+def refresh_resolver(resolver: EntityResolver, store: CatalogStore,
+                     ids: Sequence[str] | None = None) -> None:
+    """Make ``resolver`` reflect the committed state of the catalog items ``ids`` (all of
+    ``store`` and every entity ``resolver`` knows when ``None``): items still stored are
+    registered with their stored mappings (:meth:`EntityResolver.add_entity` is
+    idempotent, so an item the resolver knows already only adds what it lacked), items no
+    longer stored are forgotten. What a worker process learns of another's catalog writes
+    (:mod:`sona.serving.catalog_writes`)."""
+    if ids is None:
+        items = list(store.iter_items())
+        mappings = store.mappings()
+        wanted = set(resolver.entities) | {i.canonical_id for i in items}
+    else:
+        wanted = set(ids)
+        items = store.find_many(wanted)
+        mappings = store.mappings(i.canonical_id for i in items)
+    stored = {i.canonical_id for i in items}
+    for gone in sorted(wanted - stored):
+        resolver.remove_entity(gone)
+    register_items(resolver, items, mappings)
+
+
 @dataclass(slots=True)
 class IngestReport:
     """What one pipeline run did."""
@@ -217,5 +239,5 @@ class IngestPipeline:
 
 __all__ = [
     "IndexUpdate", "IndexUpdater", "IngestPipeline", "IngestReport", "content_text",
-    "embed_items", "index_update_for", "load_resolver", "register_items",
+    "embed_items", "index_update_for", "load_resolver", "refresh_resolver", "register_items",
 ]

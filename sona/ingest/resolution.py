@@ -296,13 +296,23 @@ class EntityResolver:
                    ids: Iterable[tuple[str, str]] = (), *,
                    vector: NDArray[np.float32] | None = None,
                    runtimes: Iterable[int | None] = ()) -> None:
-        """Register an existing catalog entity (bootstrapping from the store)."""
+        """Register an existing catalog entity (bootstrapping from the store).
+
+        Idempotent: registering a known entity again (the serving workers re-read every
+        committed catalog change, see :mod:`sona.serving.catalog_writes`) only adds the
+        titles, years, runtimes and ids it did not have; an id counts as one record of the
+        entity however often it is registered, and ``vector`` is indexed only for an
+        entity that is new or brought a new title key.
+        """
         node = _title_node(f"e:{entity_id}", titles, years, runtimes, ids)
+        known = self.entities.get(entity_id)
+        new_title = known is None or not node.keys <= known.keys
         self._absorb(entity_id, [node])
         for ident in node.ids:
             self._ids.setdefault(ident, entity_id)
-            self._weights.setdefault(ident, Counter())[entity_id] += 1
-        if vector is not None and "embedding" in self.config.rules:
+            votes = self._weights.setdefault(ident, Counter())
+            votes[entity_id] = max(votes[entity_id], 1)
+        if vector is not None and new_title and "embedding" in self.config.rules:
             self._index_add([entity_id], np.asarray(vector, np.float32)[None, :])
 
     def remove_entity(self, entity_id: str) -> None:

@@ -43,6 +43,7 @@ from sona.serving.batching import MicroBatcher
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.catalog_items import CatalogItemsFollower
 from sona.serving.catalog_relay import CatalogRelay
+from sona.serving.catalog_writes import CatalogWrites
 from sona.serving.errors import ApiError
 from sona.serving.experiments_api import ExperimentsConfig, ExperimentsHandler
 from sona.serving.identity import Authenticator
@@ -258,6 +259,12 @@ class SonaApp:
             head = self.shared.head()
             self._components(config, url, res)
             self.shared.skip_to(head)
+            # catalog writes (admin API, webhook processing) hold one lock across workers
+            # and first teach this worker's resolver every catalog commit published after
+            # `head` (its own start-up seeding included): webhook events resolve onto what
+            # any worker wrote instead of duplicating it
+            self.catalog.writes = CatalogWrites(self.shared, self.catalog.store,
+                                                self.catalog.resolver, after=head)
         if start:
             self.start()
 

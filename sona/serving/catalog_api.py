@@ -13,10 +13,13 @@ emit ``content.created``/``content.updated``/``content.deleted`` events.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -50,6 +53,8 @@ from sona.wire import INT, Bool, DateTime, Number
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict[str, Any]], None]
+WriteGuard = Callable[[], AbstractContextManager[object]]
+"""Entered around every catalog write (``with guard(): ...``)."""
 
 ENDPOINT_SCOPES: dict[str, str | None] = {
     "create_content": "admin", "get_content": "admin", "update_content": "admin",
@@ -202,6 +207,20 @@ def canonical_genres(labels: list[str]) -> list[str]:
     return [g for g in GENRES if g in found]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _write(method: Callable[Concatenate[CatalogHandler, _P], _R]
+           ) -> Callable[Concatenate[CatalogHandler, _P], _R]:
+    """Run a mutating :class:`CatalogHandler` method inside its ``writes`` guard."""
+    @functools.wraps(method)
+    def guarded(self: CatalogHandler, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.writes():
+            return method(self, *args, **kwargs)
+    return guarded
+
+
 class CatalogHandler:
     """Catalog CRUD, quality report and webhook endpoints.
 
@@ -212,13 +231,19 @@ class CatalogHandler:
         webhooks: the webhook service (intake, queue, stats); ``None`` disables those routes.
         resolver: the resolver shared with the webhook processor, kept in step with CRUD.
         events: sink of ``content.created|updated|deleted`` events.
+        writes: entered around every mutating call (CRUD, availability, webhook
+            registration and processing), so resolve-then-write sequences never interleave.
+            Default: a lock of this handler. The serving app passes a
+            :class:`~sona.serving.catalog_writes.CatalogWrites`: serial across the worker
+            processes too, and it first teaches the resolver every committed catalog write.
     """
 
     def __init__(self, store: CatalogStore, *, encoder: Any = None,
                  on_index_update: IndexUpdater | None = None,
                  webhooks: WebhookService | None = None, resolver: EntityResolver | None = None,
                  events: EventSink | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 writes: WriteGuard | None = None) -> None:
         self.store = store
         self.encoder = encoder
         self.on_index_update = on_index_update
@@ -226,8 +251,15 @@ class CatalogHandler:
         self.resolver = resolver
         self.events = events
         self.clock = clock
+        if writes is None:
+            lock = threading.Lock()  # the resolver and rate buckets are plain memory
+
+            def writes() -> AbstractContextManager[object]:
+                return lock
+        self.writes: WriteGuard = writes
 
     # ---- content CRUD --------------------------------------------------------------------
+    @_write
     def create_content(self, req: CreateContentRequest, *,
                        actor: Actor | None = None) -> ContentResponse:
         """Create an item from one platform's listing; 409 when that listing exists."""
@@ -259,6 +291,7 @@ class CatalogHandler:
         """One item; 404 when unknown."""
         return _response(self._get(content_id))
 
+    @_write
     def update_content(self, content_id: str, req: PatchContentRequest, *,
                        actor: Actor | None = None) -> ContentResponse:
         """Patch title/overview/genres/rating/images, then re-embed and re-index."""
@@ -293,6 +326,7 @@ class CatalogHandler:
         self._announce("content.updated", stored, fields=sorted(changes))
         return _response(stored)
 
+    @_write
     def delete_content(self, content_id: str, *, actor: Actor | None = None) -> DeleteResponse:
         """Delete an item, drop it from the index and the resolver."""
         self._get(content_id)
@@ -305,6 +339,7 @@ class CatalogHandler:
             self.events("content.deleted", {"id": content_id})
         return DeleteResponse(id=content_id, deleted=True)
 
+    @_write
     def put_availability(self, content_id: str, req: AvailabilityRequest, *,
                          actor: Actor | None = None) -> ContentResponse:
         """Replace one platform's offers of an item (SPEC §3.5)."""
@@ -349,6 +384,7 @@ class CatalogHandler:
         """``POST /api/v1/webhooks/{platform}``: verify, dedup, enqueue (202 semantics)."""
         return self._hook(lambda w: w.receive(platform, body, signature))
 
+    @_write
     def register_webhook(self, req: RegisterWebhookRequest, *,
                          actor: Actor | None = None) -> Registration:
         """``POST /api/v1/webhooks/register`` -> ``{webhook_url, ...}``."""
@@ -360,6 +396,7 @@ class CatalogHandler:
         """``GET /api/v1/webhooks/stats``: queue depth per status/platform and counters."""
         return self._hook(lambda w: w.stats())
 
+    @_write
     def process_webhooks(self, limit: int = 100) -> dict[str, int]:
         """Drain up to ``limit`` due events through the pipeline (admin / scheduler)."""
         return self._hook(lambda w: w.process_due(limit))

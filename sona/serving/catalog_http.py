@@ -23,7 +23,6 @@ Routes (scope): ``POST /api/v1/admin/catalog/content`` (admin, 201), ``GET|PATCH
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,9 +148,7 @@ Call = Callable[[CatalogHandler, Request, Actor | None], BaseModel | dict[str, A
 
 def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
     """The Starlette app of the routes above, bound to the running :class:`SonaApp`."""
-    writes = threading.Lock()  # the resolver and rate buckets are plain in-memory state
-
-    async def run(request: Request, endpoint: str, call: Call, *, mutates: bool = False,
+    async def run(request: Request, endpoint: str, call: Call, *,
                   created: int = 200) -> JSONResponse:
         app = get_app()
         scope = ENDPOINT_SCOPES[endpoint]
@@ -164,11 +161,8 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
                 key = require_scope(api_key_from_headers(headers), scope, app.auth)
                 actor = Actor(user_id=key.actor, ip=client,
                               user_agent=headers.get("user-agent"))
-            if mutates:
-                with writes:
-                    out = call(app.catalog, request, actor)
-            else:
-                out = call(app.catalog, request, actor)
+            # a mutating handler method holds the catalog write lock itself (across workers)
+            out = call(app.catalog, request, actor)
             if isinstance(out, list):
                 return {"items": [o.model_dump(mode="json") if isinstance(o, BaseModel) else o
                                   for o in out]}
@@ -182,7 +176,7 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "create_content", lambda h, _, actor: h.create_content(
-            body, actor=actor), mutates=True, created=201)  # type: ignore[arg-type]
+            body, actor=actor), created=201)  # type: ignore[arg-type]
 
     async def content(request: Request) -> JSONResponse:
         key = request.path_params["content_id"]
@@ -190,13 +184,12 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
             return await run(request, "get_content", lambda h, _r, _a: h.get_content(key))
         if request.method == "DELETE":
             return await run(request, "delete_content",
-                             lambda h, _, actor: h.delete_content(key, actor=actor),
-                             mutates=True)
+                             lambda h, _, actor: h.delete_content(key, actor=actor))
         body = await parse_body(request, PatchContentRequest)
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "update_content", lambda h, _, actor: h.update_content(
-            key, body, actor=actor), mutates=True)  # type: ignore[arg-type]
+            key, body, actor=actor))  # type: ignore[arg-type]
 
     async def availability(request: Request) -> JSONResponse:
         key = request.path_params["content_id"]
@@ -204,7 +197,7 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "put_availability", lambda h, _, actor: h.put_availability(
-            key, body, actor=actor), mutates=True)  # type: ignore[arg-type]
+            key, body, actor=actor))  # type: ignore[arg-type]
 
     async def quality(request: Request) -> JSONResponse:
         query = parse_query(request, QualityQuery)
@@ -225,7 +218,7 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         if isinstance(body, JSONResponse):
             return body
         return await run(request, "register_webhook", lambda h, _, actor: h.register_webhook(
-            body, actor=actor), mutates=True)  # type: ignore[arg-type]
+            body, actor=actor))  # type: ignore[arg-type]
 
     async def stats_route(request: Request) -> JSONResponse:
         return await run(request, "webhook_stats", lambda h, _r, _a: h.webhook_stats())
@@ -235,7 +228,7 @@ def catalog_routes(get_app: Callable[[], SonaApp]) -> Starlette:
         if isinstance(query, JSONResponse):
             return query
         return await run(request, "process_webhooks", lambda h, _r, _a: h.process_webhooks(
-            query.limit), mutates=True)
+            query.limit))
 
     async def dead_letters(request: Request) -> JSONResponse:
         query = parse_query(request, LimitQuery)

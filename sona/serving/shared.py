@@ -18,6 +18,8 @@ three things, all on the local file system next to the serving database:
   changes reach the other workers' search index and pipeline, sync operations reach
   WebSockets held by another worker, a model swap reaches every worker). Messages are
   delivered in publish order, at least once per running instance, about ``poll_s`` late.
+  ``messages(topic, after)`` reads the same table as a journal, at once, e.g. under a lock
+  every publisher holds (the catalog writes catch the entity resolver up this way).
 
 Two :class:`SharedState` objects over the same directory behave like two workers, also in one
 process (the tests use that). One host only: several machines need Redis or a database
@@ -164,8 +166,16 @@ class SharedState:
 
     def _max_seq(self) -> int:
         with self._relay_lock:
-            row = self._relay.execute("SELECT COALESCE(MAX(seq), 0) FROM relay").fetchone()
-        return int(row[0])
+            return self._sequence()
+
+    def _sequence(self) -> int:
+        # the newest sequence number ever given (AUTOINCREMENT's counter, which pruning
+        # leaves alone, while MAX(seq) falls back to 0 once every message was pruned);
+        # the caller holds _relay_lock
+        row = self._relay.execute("SELECT COALESCE(MAX(seq), 0) FROM relay").fetchone()
+        counter = self._relay.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'relay'").fetchone()
+        return max(int(row[0]), 0 if counter is None else int(counter[0]))
 
     def head(self) -> int:
         """The sequence number of the newest message published so far."""
@@ -176,6 +186,28 @@ class SharedState:
         database already holds what earlier messages announced (the start-up takes
         :meth:`head` before reading, then skips to it)."""
         self._last_seq = max(self._last_seq, int(seq))
+
+    def messages(self, topic: str, after: int) -> tuple[int, list[dict[str, Any]] | None]:
+        """Read the relay as a journal: the payloads on ``topic`` published after sequence
+        number ``after`` by every instance, this one included, in publish order, and the
+        sequence number they reach (the ``after`` of the next call). Unlike
+        :meth:`subscribe`, the caller reads when it needs to be current, e.g. under a
+        :meth:`lock` that every publisher holds while it writes and publishes: then nothing
+        published before the lock was taken is missing.
+
+        The list is ``None`` when messages after ``after`` were pruned already (older than
+        :data:`RELAY_KEEP_S`): the caller rebuilds from the source of truth instead.
+        """
+        with self._relay_lock:
+            top = self._sequence()
+            rows = self._relay.execute(
+                "SELECT seq, CASE WHEN topic = ? THEN payload END FROM relay "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq", (topic, after, top)).fetchall()
+        # sequence numbers are consecutive: a hole is a pruned message (of some topic);
+        # ``after`` beyond the newest number: the relay file was replaced
+        if after > top or [int(seq) for seq, _ in rows] != list(range(after + 1, top + 1)):
+            return top, None
+        return top, [json.loads(text) for _, text in rows if text is not None]
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call ``handler(payload)`` for each message on ``topic`` from another instance

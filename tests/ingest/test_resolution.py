@@ -114,6 +114,21 @@ def test_removed_entities_are_not_matched_and_mappings_drain():
     assert back.is_new and back.entity_id != fargo.entity_id
 
 
+def test_registering_a_known_entity_again_adds_only_what_it_lacked(char_encoder):
+    """Serving workers re-register every committed catalog change (own ones included):
+    that neither inflates an id's record votes nor indexes the same title twice."""
+    r = EntityResolver(ResolverConfig(rules=("external_id", "fuzzy_title", "embedding"),
+                                      index_kind="flat"), encoder=char_encoder)
+    ident = ("imdb_id", "tt0116282")
+    vector = char_encoder.encode(["Fargo"])[0]
+    for _ in range(3):
+        r.add_entity("e1", ["Fargo"], [1996], [ident], vector=vector)
+    assert r._weights[ident] == {"e1": 1} and len(r._vector_owner) == 1
+    r.add_entity("e1", ["Fargo (1996)", "Fargo Noir"], [1996], [ident], vector=vector)
+    assert len(r._vector_owner) == 2  # a new title key: its vector is indexed
+    assert r.resolve(rec("2", "Fargo Noir", 1996, platform="hulu")).entity_id == "e1"
+
+
 def test_new_entity_ids_are_deterministic():
     a = EntityResolver(NO_EMBED).resolve(rec("9", "Ran", 1985))
     b = EntityResolver(NO_EMBED).resolve(rec("9", "Ran", 1985))

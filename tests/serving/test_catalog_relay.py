@@ -11,6 +11,7 @@ thread does every few milliseconds) and B's catalog relay applied it
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,11 +26,13 @@ from serving_fixtures import Bundles, write_config
 
 from sona.catalog import CatalogStore, ContentItem, ExternalIds, utcnow
 from sona.db import sqlite_url
+from sona.ingest.webhooks import sign
 from sona.serving.app import SonaApp, load_serving_config
 from sona.serving.catalog_api import (
     AvailabilityRequest,
     CreateContentRequest,
     PatchContentRequest,
+    RegisterWebhookRequest,
 )
 from sona.serving.catalog_relay import TOPIC
 from sona.serving.schemas import RecommendationRequest
@@ -157,6 +160,27 @@ def test_relayed_changes_are_not_published_again(workers: Workers) -> None:
     assert published == 2  # A's store commit and its index update, once each
     _received(b)
     assert _relay_rows(a) - count == published  # B applied them without publishing
+
+
+def test_a_webhook_on_one_worker_resolves_onto_a_title_created_on_the_other(
+        workers: Workers) -> None:
+    """B's resolver learns A's write under the catalog write lock (from the relay journal,
+    nothing polled), so B's webhook for the same title adds no second item."""
+    a, b = workers.a, workers.b
+    secret = "0123456789abcdef-relay"
+    b.catalog.register_webhook(RegisterWebhookRequest(platform="hulu", secret=secret))
+    created = a.catalog.create_content(CreateContentRequest(
+        title="Quasar Lighthouse Keepers", content_type="movie", platform="netflix",
+        platform_content_id="ql-1", release_year=2011))
+    count = a.catalog.store.count()
+    raw = json.dumps({"event_type": "content_added", "data": {
+        "id": "hulu-ql", "name": "Quasar Lighthouse Keepers",
+        "premiere_date": "2011-05-01T00:00:00Z", "tiers": ["ad-free"]}}).encode()
+    assert b.catalog.receive_webhook("hulu", raw, sign(secret, raw)).status == "queued"
+    assert b.catalog.process_webhooks()["completed"] == 1
+    assert b.catalog.store.count() == count
+    assert b.catalog.store.get(created.id).source_platforms == ["netflix", "hulu"]
+    _received(b)
 
 
 def _relay_rows(app: SonaApp) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -58,6 +59,29 @@ def test_relay_starts_after_history_and_survives_a_bad_handler(tmp_path: Path) -
         a.publish("t", {"bad": object()})
     a.close()
     b.close()
+
+
+def test_relay_reads_as_a_journal_and_reports_pruned_messages(pair) -> None:
+    a, b = pair
+    start = b.head()
+    a.publish("catalog", {"n": 1})
+    b.publish("other", {"n": 2})
+    b.publish("catalog", {"n": 3})
+    top, messages = b.messages("catalog", start)
+    assert top == start + 3 == a.head()
+    assert messages == [{"n": 1}, {"n": 3}]  # every instance's, its own included
+    assert b.messages("catalog", top) == (top, [])
+    # a pruned message (older than RELAY_KEEP_S) makes the journal incomplete
+    with sqlite3.connect(a.directory / f"{a.name}.relay.db") as conn:
+        conn.execute("DELETE FROM relay WHERE seq = ?", (start + 2,))
+    assert b.messages("catalog", start) == (top, None)
+    assert b.messages("catalog", start + 2) == (top, [{"n": 3}])
+    with sqlite3.connect(a.directory / f"{a.name}.relay.db") as conn:
+        conn.execute("DELETE FROM relay")
+    assert b.head() == top  # the sequence survives pruning
+    assert b.messages("catalog", top) == (top, [])
+    assert b.messages("catalog", top - 1) == (top, None)
+    assert b.messages("catalog", top + 1) == (top, None)  # a replaced relay file
 
 
 def test_tailer_thread_delivers(pair) -> None:
