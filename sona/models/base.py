@@ -136,8 +136,11 @@ class Recommender(ABC, Generic[ConfigT]):
             raise ValueError(f"k must be >= 1, got {k}")
         item_idx = self.items_.numbers(item_ids)
         scores = np.asarray(self._similar_items(item_idx), dtype=np.float64)
+        # one entry per row, built as CSR directly: the COO route cost ~56 us of a served
+        # /recommendations/similar request, this ~21 us (issue 12); the same matrix
         self_mask = sp.csr_matrix(
-            (np.ones(len(item_idx)), (np.arange(len(item_idx)), item_idx)),
+            (np.ones(len(item_idx)), np.asarray(item_idx, np.int64),
+             np.arange(len(item_idx) + 1)),
             shape=(len(item_idx), self.items_.__len__()),
         )
         idx, sc = topk(scores, k, exclude=self_mask)

@@ -60,6 +60,23 @@ def test_similar_items_are_factor_cosines():
     np.testing.assert_allclose(sims.scores[0], cos[top], rtol=1e-5)
 
 
+
+def test_similar_items_keep_the_unit_factors_until_the_factors_change():
+    # issue 12: the unit rows are computed once per factor matrix, with the same bits
+    from sona.models.als import _unit_rows
+
+    data = random_interactions(seed=4)
+    model = ALS(_config(n_factors=6, regularization=0.1)).fit(data)
+    idx = np.arange(3)
+    first = model._similar_items(idx)
+    assert np.array_equal(first, _unit_rows(model.item_factors_)[idx]
+                          @ _unit_rows(model.item_factors_).T)
+    assert model._unit_factors() is model._unit_factors()
+    model.item_factors_ = model.item_factors_[::-1].copy()  # a new matrix: recomputed
+    flipped = _unit_rows(model.item_factors_)
+    assert np.array_equal(model._similar_items(idx), flipped[idx] @ flipped.T)
+    assert not np.array_equal(model._similar_items(idx), first)
+
 def test_n_threads_do_not_change_result():
     data = random_interactions(seed=6)
     a = ALS(_config()).fit(data)
