@@ -33,3 +33,15 @@ def test_bentoml_build_offline(tmp_path: Path) -> None:
     for route in ("/api/v1/recommendations", "/api/v1/personalization/score",
                   "/api/v1/profile/update", "/api/v1/lora/train", "/admin/reload"):
         assert route in schema
+
+
+def test_the_workers_uvicorn_parses_with_httptools_on_uvloop() -> None:
+    # BentoML's worker builds uvicorn.Config with http/loop "auto": installed, these two
+    # replace h11 and asyncio's loop (issue 12: ~1.7x the RPS of a worker)
+    from uvicorn.config import Config
+
+    config = Config(app="sona.bench.ceiling:app")
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    factory = config.get_loop_factory()
+    assert factory is not None and factory.__module__.startswith("uvloop")
