@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,8 @@ from types import TracebackType
 from typing import IO, Self
 
 from sona.errors import SonaError
+
+log = logging.getLogger(__name__)
 
 #: repository root (``serving/service.py`` lives under it)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +65,27 @@ def configured_workers(config: str | Path) -> int:
 
     workers = load_serving_config(config).workers
     return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def exit_with_parent(interval_s: float = 1.0) -> threading.Thread:
+    """Stop this process (SIGTERM to itself: a graceful shutdown) once its parent is gone.
+
+    A BentoML worker whose arbiter was killed (``kill -9``, an OOM kill) is re-parented and
+    would go on holding the listening socket, its memory and its database connections with
+    nobody to stop it; like gunicorn's workers, it leaves when it notices. Returns the
+    daemon thread that watches (every ``interval_s``).
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.warning("parent process %d is gone: stopping worker %d", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="sona-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def terminate_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *,
