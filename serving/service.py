@@ -34,6 +34,7 @@ from sona.serving.experiments_api import (
 from sona.serving.experiments_http import experiment_routes
 from sona.serving.limits import RequestLimits
 from sona.serving.playback_http import playback_routes
+from sona.serving.process import exit_with_parent
 from sona.serving.resilience import RetryAfter
 from sona.serving.routing import declare, service_document, service_operations
 from sona.serving.schemas import (
@@ -121,6 +122,7 @@ class Sona:
     def __init__(self) -> None:
         self.app = SonaApp(CONFIG)
         _running.append(self.app)
+        exit_with_parent()  # an orphaned worker (its arbiter killed) shuts itself down
         # BentoML looks each API method up per request through its descriptor, which
         # rebuilds the method's inspect.signature every time (~18% of a ping's CPU in the
         # issue 12 profile); the descriptor has no __set__, so a bound copy in the instance
