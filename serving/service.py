@@ -232,22 +232,39 @@ class Sona:
     @bentoml.api(route="/api/v1/search")
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Hybrid search (keyword + vector, personalised)")
-    def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "search", lambda: self.app.search.handler.search(body))
+    async def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        # ``async`` like the read endpoints above: a search whose query vector is cached is
+        # ~1 ms of GIL-bound work and runs on the event loop; one that needs the encoder
+        # (a new query), a user's profile or waits on an index update goes to a thread
+        service = self.app.search
+
+        def run() -> Any:
+            return self._reply(ctx, "search", lambda: service.handler.search(body))
+        return run() if service.runs_inline(body, "hybrid") else \
+            await service.offload(run, CONFIG.threads)
 
     @bentoml.api(route="/api/v1/search/vector")
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Vector-only search (debug/eval)")
-    def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "search_vector",
-                           lambda: self.app.search.handler.search_vector(body))
+    async def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        service = self.app.search
+
+        def run() -> Any:
+            return self._reply(ctx, "search_vector", lambda: service.handler.search_vector(body))
+        return run() if service.runs_inline(body, "vector") else \
+            await service.offload(run, CONFIG.threads)
 
     @bentoml.api(route="/api/v1/search/keyword")
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Keyword-only search (debug/eval)")
-    def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
-        return self._reply(ctx, "search_keyword",
-                           lambda: self.app.search.handler.search_keyword(body))
+    async def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        service = self.app.search
+
+        def run() -> Any:
+            return self._reply(ctx, "search_keyword",
+                               lambda: service.handler.search_keyword(body))
+        return run() if service.runs_inline(body, "keyword") else \
+            await service.offload(run, CONFIG.threads)
 
     @bentoml.api(route="/api/v1/search/click")
     @declare(errors=(404,), tag="search", summary="Log a click on a search result",

@@ -85,6 +85,11 @@ class ReadWriteLock:
                     if not self._readers:
                         self._cond.notify_all()
 
+    @property
+    def writing(self) -> bool:
+        """Whether a writer holds the lock or waits for it (a new reader would wait)."""
+        return self._writer or self._waiting > 0
+
     @contextmanager
     def write(self) -> Iterator[None]:
         """Hold the lock for writing (waits for the readers in flight)."""

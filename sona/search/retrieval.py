@@ -10,6 +10,7 @@ weighted sum), applies the ranking config, mood bonuses and personalisation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,10 @@ from sona.search.text_index import TextIndex
 if TYPE_CHECKING:
     from sona.search.engine import SearchConfig
     from sona.search.faiss_index import FaissIndex
+
+# parse_query is a pure function of (query, reference year) and ~50 regex searches a call:
+# memoised, a repeated query skips them (issue 12); results are frozen, never mutated
+_parse_query = functools.lru_cache(maxsize=4096)(parse_query)
 
 _EMPTY_POS = np.zeros(0, np.int64)
 _EMPTY_SCORES = np.zeros(0, np.float64)
@@ -148,7 +153,7 @@ class Retriever:
         """Parse intent unless the query names a title (then it is a known-item search)."""
         if not use_intent:
             return ParsedQuery(original=query, text=query)
-        parsed = parse_query(query, reference_year=self._newest_year())
+        parsed = _parse_query(query, reference_year=self._newest_year())
         if parsed.has_intent and not parsed.references and self._known_title(query):
             return ParsedQuery(original=query, text=query)
         return parsed
@@ -301,20 +306,39 @@ class Retriever:
 
 @dataclass
 class Ranked:
-    """Final ranking of one query: positions best first with their component scores."""
+    """Final ranking of one query: positions best first with their component scores.
+
+    The per-result parts (similarities, BM25 scores, match reasons) are looked up for the
+    rows of a page only: building them for every fused candidate (up to
+    ``max_candidates``) was a measurable share of a warm search (issue 12).
+    """
 
     positions: NDArray[np.int64]
     scores: NDArray[np.float64]
-    vector_sim: dict[int, float]
-    keyword: dict[int, float]
+    vector_sim: Callable[[int, int], float | None]  # (rank, position) -> cosine or None
+    keyword: Callable[[int], float | None]  # position -> BM25 score or None
     reasons: Callable[[int], tuple[str, ...]]
 
     def rows(self, lo: int, hi: int) -> list[tuple[int, float, float | None, float | None,
                                                    tuple[str, ...]]]:
         """``(position, score, vector_similarity, keyword_score, reasons)`` for a page."""
-        return [(int(p), float(s), self.vector_sim.get(int(p)), self.keyword.get(int(p)),
-                 self.reasons(int(p)))
-                for p, s in zip(self.positions[lo:hi], self.scores[lo:hi], strict=True)]
+        positions = self.positions[lo:hi].tolist()
+        scores = self.scores[lo:hi].tolist()
+        return [(p, s, self.vector_sim(rank, p), self.keyword(p), self.reasons(p))
+                for rank, (p, s) in enumerate(zip(positions, scores, strict=True), start=lo)]
+
+
+def _score_of(positions: NDArray[np.int64], scores: NDArray[Any]
+              ) -> Callable[[int], float | None]:
+    """``position -> float(score)`` (None when absent); the table is built on first use."""
+    table: dict[int, float] = {}
+
+    def get(p: int) -> float | None:
+        if not table and len(positions):
+            table.update(zip(positions.tolist(), np.asarray(scores).tolist(), strict=True))
+        return table.get(p)
+
+    return get
 
 
 def score_candidates(config: SearchConfig, c: Candidates, *, mode: str, fusion: str,
@@ -340,9 +364,9 @@ def score_candidates(config: SearchConfig, c: Candidates, *, mode: str, fusion: 
             cos = (vectors[cand] @ c.query_vector).astype(np.float64) \
                 if c.query_vector is not None else np.zeros(len(cand))
             bm25 = np.zeros(len(cand))
-            where = {int(p): i for i, p in enumerate(cand)}
-            for p, s in zip(kw_pos, kw_scores, strict=True):
-                bm25[where[int(p)]] = s
+            if len(kw_pos):  # every keyword position is a candidate (cand is their union)
+                by_pos = np.argsort(cand, kind="stable")
+                bm25[by_pos[np.searchsorted(cand[by_pos], kw_pos)]] = kw_scores
             relevance = {"vector": cos, "keyword": bm25}
         else:
             raise ValueError(f"unknown fusion {fusion!r}; expected 'rrf' or 'weighted'")
@@ -360,17 +384,27 @@ def score_candidates(config: SearchConfig, c: Candidates, *, mode: str, fusion: 
             final = personalize(final, affinity.astype(np.float64), boost)
     order = np.lexsort((np.arange(len(cand)), -final))[: config.max_candidates]
     positions, scores = cand[order].astype(np.int64), final[order]
-    vec_map = {int(p): float(s) for p, s in zip(vec_pos, vec_scores, strict=True)}
+    vector_sim: Callable[[int, int], float | None]
     if c.query_vector is not None and mode == "hybrid":
         sims = vectors[positions] @ c.query_vector
-        vec_map = {int(p): float(s) for p, s in zip(positions, sims, strict=True)}
-    kw_map = {int(p): float(s) for p, s in zip(kw_pos, kw_scores, strict=True)}
-    sets = {"keyword": set(kw_map), "semantic": {int(p) for p in vec_pos},
-            "popular": {int(p) for p in c.popular}, "ref": {int(p) for p in c.reference[0]}}
+
+        def vector_sim(rank: int, p: int) -> float | None:
+            return float(sims[rank])
+    else:
+        of_vector = _score_of(vec_pos, vec_scores)
+
+        def vector_sim(rank: int, p: int) -> float | None:
+            return of_vector(p)
+    keyword = _score_of(kw_pos, kw_scores)
+    lists = {"keyword": kw_pos, "semantic": vec_pos, "popular": c.popular,
+             "ref": c.reference[0]}
+    sets: dict[str, set[int]] = {}
     like = "similar to " + ", ".join(c.reference_titles) if c.reference_titles else ""
     genres = c.filters.genres
 
     def reasons(p: int) -> tuple[str, ...]:
+        if not sets:
+            sets.update((name, set(arr.tolist())) for name, arr in lists.items())
         out = [name for name in ("keyword", "semantic") if p in sets[name]]
         if p in sets["ref"] and like:
             out.append(like)
@@ -382,7 +416,7 @@ def score_candidates(config: SearchConfig, c: Candidates, *, mode: str, fusion: 
             out.append("personalized")
         return tuple(out)
 
-    return Ranked(positions, np.asarray(scores, np.float64), vec_map, kw_map, reasons)
+    return Ranked(positions, np.asarray(scores, np.float64), vector_sim, keyword, reasons)
 
 
 __all__ = ["Candidates", "Ranked", "Retriever", "RrfWeights", "score_candidates", "title_key"]

@@ -278,6 +278,17 @@ class SearchHandler:
         self.encoder_loaded = True
         return None
 
+    def runs_inline(self, req: SearchRequest,
+                    mode: Literal["hybrid", "keyword", "vector"] = "hybrid") -> bool:
+        """Whether serving ``req`` is short GIL-bound work that never waits: no query
+        encoding (keyword mode or a cached query vector), no user vector (a profile may be
+        read from the database) and no catalog update holding or awaiting the index's write
+        lock. Such a search may run on the event loop; any other on a worker thread."""
+        engine = self.engine
+        if not len(engine) or req.user_id is not None or engine.live_.lock.writing:
+            return False
+        return mode == "keyword" or engine.has_query_vector(req.query.strip())
+
     def _run(self, req: SearchRequest, mode: Literal["hybrid", "keyword", "vector"]
              ) -> SearchResponse:
         if not req.query.strip():

@@ -40,8 +40,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import anyio
+import anyio.to_thread
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -69,6 +71,7 @@ from sona.serving.search_api import (
     RankingVariantModel,
     RankingWeights,
     SearchHandler,
+    SearchRequest,
 )
 from sona.wire import NOT_BLANK
 
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
     from sona.serving.search_api import UserVectors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SEARCH_PREFIX = "/api/v1/search"
 RANKING_PREFIX = "/api/v1/admin/search/ranking"
@@ -123,6 +127,7 @@ class SearchService:
         self._user_vectors = user_vectors
         self._update_lock = threading.Lock()
         self.warm_up_thread: threading.Thread | None = None
+        self._limiter: anyio.CapacityLimiter | None = None  # made on the event loop
 
     def apply(self, update: IndexUpdate) -> None:
         """Follow a catalog change: upserted items are re-read from the catalog (absent
@@ -164,6 +169,20 @@ class SearchService:
             raise ApiError(503, "search_unavailable",
                            f"the search engine could not be loaded: {self.error}")
         return self._handler
+
+    async def offload(self, fn: Callable[[], T], threads: int) -> T:
+        """``fn()`` on a worker thread, at most ``threads`` of this service's at a time (as
+        BentoML runs a sync API: its thread count), so that concurrent new queries do not
+        all run the encoder at once and oversubscribe the cores."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(threads)
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def runs_inline(self, req: SearchRequest,
+                    mode: Literal["hybrid", "keyword", "vector"] = "hybrid") -> bool:
+        """Whether ``req`` may be served on the event loop
+        (:meth:`SearchHandler.runs_inline`); never without an engine."""
+        return self.error is None and self._handler.runs_inline(req, mode)
 
     @property
     def store(self) -> SearchHandler:

@@ -120,3 +120,18 @@ def test_autocomplete_and_ranking_admin(handler):
     assert error_of(lambda: handler.ranking_history(42)) == (404, "not_found")
     assert handler.health() == {"status": "ok", "documents": 6}
     assert np.isfinite(ranked.search_time_ms)
+
+
+def test_runs_inline_only_for_cached_queries_without_profile_or_pending_update(handler):
+    """What the service answers on its event loop: a cached query vector (or keyword mode),
+    no user profile to read, no index update holding or awaiting the write lock."""
+    new = SearchRequest(query="an inline probe query")
+    assert not handler.runs_inline(new)  # the encoder has to run: a worker thread
+    assert handler.runs_inline(new, "keyword")  # no encoder in keyword mode
+    handler.search(new)  # caches the query vector
+    assert handler.runs_inline(new) and handler.runs_inline(new, "vector")
+    assert handler.runs_inline(SearchRequest(query="  AN INLINE probe query "))  # cache key
+    assert not handler.runs_inline(SearchRequest(query=new.query, user_id="u-horror"))
+    with handler.engine.live_.lock.write():  # an update in progress: never block the loop
+        assert not handler.runs_inline(new)
+    assert handler.runs_inline(new)
