@@ -135,9 +135,11 @@ class Load:
         raise AssertionError(f"server never switched to v{version}: {self.outcomes[-5:]}")
 
 
-def _server(registry: Registry, name: str, poll_s: float) -> ServerProcess:
+def _server(registry: Registry, name: str, poll_s: float,
+            database: Path | None = None) -> ServerProcess:
     config = write_config(registry.work / f"{name}.yaml", registry.models_dir, version=None,
-                          poll_interval_s=poll_s, database=str(registry.work / "sona.db"),
+                          poll_interval_s=poll_s,
+                          database=str(database or registry.work / "sona.db"),
                           tracking={"uri": registry.tracking.uri,
                                     "artifact_dir": registry.tracking.artifact_dir})
     return ServerProcess(config)
@@ -167,10 +169,14 @@ def test_hot_swap_on_alias_move_under_load(registry: Registry, serving_data: Ser
 
 def test_admin_reload_swaps_under_load(registry: Registry, serving_data: ServingData,
                                        polling_server: ServerProcess) -> None:
-    # a server that only swaps when told to (no polling), on the same registry
-    keys = KeyStore(sqlite_url(registry.work / "sona.db"))
+    # a server that only swaps when told to (no polling), on the same registry; its own
+    # serving database: servers on one database are one deployment (their workers follow
+    # each other's swaps through sona.serving.shared), so it would follow the polling one
+    database = registry.work / "manual" / "sona.db"
+    database.parent.mkdir(exist_ok=True)
+    keys = KeyStore(sqlite_url(database))
     admin = keys.create(["admin"])[1]
-    with _server(registry, "manual", poll_s=0) as proc:
+    with _server(registry, "manual", poll_s=0, database=database) as proc:
         load = Load.start(proc.url)
         load.wait_for_version("2")  # started on the current champion
         registry.log_run(EASE(EASEConfig(l2=50.0)).fit(serving_data.data), "ease-2", 0.70)
@@ -183,5 +189,5 @@ def test_admin_reload_swaps_under_load(registry: Registry, serving_data: Serving
         outcomes = load.finish()
     assert {status for status, _ in outcomes} == {200}, outcomes
     assert {version for _, version in outcomes} == {"2", "3"}
-    reloads = registry.audit.query(action="admin_action")
+    reloads = AuditLog(sqlite_url(database)).query(action="admin_action")
     assert reloads[0].details["version"] == "3" and reloads[0].user_id is not None
