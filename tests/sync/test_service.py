@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sona.profile import ViewingEvent
-from sona.sync import Operation, SyncConfig, SyncError, SyncService, SyncStore, Timestamp
+from sona.sync import SyncConfig, SyncError, SyncService, SyncStore
+from tests.sync.ops import Clock, op
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -16,22 +17,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sync.db'}"
     return str(request.getfixturevalue("pg").create_database())
-
-
-class Clock:
-    """A settable wall clock in milliseconds."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
-def op(device: str, wall: int, kind: str, key: str, value: object = None,
-       tags: tuple[str, ...] = (), counter: int = 0) -> Operation:
-    ts = Timestamp(wall, counter, device)
-    return Operation(ts.encode(), device, ts, kind, key, value, tags)  # type: ignore[arg-type]
 
 
 def test_push_pull_since_clock_and_duplicates(url: str) -> None:

@@ -13,25 +13,10 @@ import pytest
 from sqlalchemy import text
 
 from sona.serving.shared import SharedState
-from sona.sync import Operation, SyncError, SyncService, SyncStore, Timestamp
+from sona.sync import SyncError, SyncService, SyncStore
+from tests.sync.ops import Clock, op
 
 NOW = 1_700_000_000_000
-
-
-class Clock:
-    """A settable wall clock in milliseconds."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
-def op(device: str, wall: int, kind: str, key: str, value: object = None,
-       counter: int = 0) -> Operation:
-    ts = Timestamp(wall, counter, device)
-    return Operation(ts.encode(), device, ts, kind, key, value)  # type: ignore[arg-type]
 
 
 class Workers:
