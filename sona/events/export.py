@@ -19,6 +19,11 @@ playback progress, completions, abandonments), one row per ``(user, item)``:
 With ``base`` (e.g. ML-100K's interactions) the two are merged into one file: a pair in
 both keeps one row (the larger weight, the latest timestamp, the latest rating), so a
 split can never put the same pair in train and test.
+
+Rows are written by user (numerically when every id is an integer), then time, then item,
+not in the order the log stored them: concurrent sessions interleave users in the log
+differently on every run, and a split draws its random numbers in row order, so the same
+viewings must make the same rows in the same order to be split (and trained on) the same way.
 """
 
 from __future__ import annotations
@@ -92,7 +97,19 @@ def _one_row_per_pair(frame: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(weight=("weight", "max"), timestamp=("timestamp", "max"),
                       rating=("rating", "last")).reset_index()  # "last" skips NaN
     out = out[out["weight"] > 0]
-    return out.loc[:, list(INTERACTION_COLUMNS)].reset_index(drop=True)
+    keys = pd.DataFrame({"user": _sort_key(out["user_id"]), "time": out["timestamp"],
+                         "item": _sort_key(out["item_id"])})
+    order = keys.sort_values(["user", "time", "item"], kind="stable").index
+    return out.loc[order, list(INTERACTION_COLUMNS)].reset_index(drop=True)
+
+
+def _sort_key(ids: pd.Series) -> pd.Series:
+    """Ids as numbers when all are integers (1 < 2 < 10), else as strings."""
+    text = ids.astype(str)
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().all() and (numbers == numbers.round()).all():
+        return numbers
+    return text
 
 
 def merge_with(base: Interactions, events: pd.DataFrame) -> pd.DataFrame:

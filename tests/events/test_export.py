@@ -55,6 +55,24 @@ def test_event_rows_follow_the_engagement_weights() -> None:
     assert np.isnan(jedi.rating)
 
 
+def test_rows_do_not_depend_on_how_users_interleaved_in_the_log() -> None:
+    # two viewers watching at once interleave differently on every run; a split draws its
+    # numbers in row order, so the rows must come out in one order (user, time, item)
+    from sona.events.log import StoredEvent
+
+    a = [LogEvent(f"a{i}", "10", "playback_complete", T0 + 2 * i, t, {"completion_rate": 1.0})
+         for i, t in enumerate(TITLES[:4])]
+    b = [LogEvent(f"b{i}", "9", "playback_complete", T0 + 2 * i + 1, t,
+                  {"completion_rate": 1.0}) for i, t in enumerate(TITLES[4:8])]
+    interleaved = [e for pair in zip(a, b, strict=True) for e in pair]
+    frames = [event_interactions([StoredEvent(i, e, T0) for i, e in enumerate(events)])[0]
+              for events in (interleaved, b + a, a + b)]
+    for frame in frames[1:]:
+        assert frame.equals(frames[0])
+    assert list(frames[0].user_id) == ["9"] * 4 + ["10"] * 4  # 9 before 10: numerically
+    assert list(frames[0].item_id) == TITLES[4:8] + TITLES[:4]  # each user's in time order
+
+
 def test_export_merges_with_ml100k_and_an_experiment_trains_on_it(
         tmp_path: Path, ml100k: MovieLens) -> None:
     log = EventLog(f"sqlite:///{tmp_path / 'events.db'}")
