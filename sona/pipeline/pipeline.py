@@ -356,7 +356,8 @@ class Pipeline(CatalogItems, Recommender[PipelineConfig]):
               signup_genres: Sequence[str] = (), now: float | None = None) -> UserState:
         """The state of one user, known to the pipeline or not, with stored events.
 
-        Events on items the pipeline does not know count towards the watch count only.
+        The watch count is the number of distinct titles in the training history and the
+        events; events on items the pipeline does not know count towards it only.
         """
         self._check_fitted()
         user_idx = int(self.users_.numbers([user_id], missing="negative")[0])
@@ -368,8 +369,11 @@ class Pipeline(CatalogItems, Recommender[PipelineConfig]):
             len(event_idx) else np.zeros(self.features_.dim, np.float32)
         known = np.asarray(event_idx[event_idx >= 0], np.int64)
         watched = np.union1d(history, known) if len(known) else history
+        # titles, not rows: once the closed loop trains on served events a title is both a
+        # training row and a stored event, and counting it twice took users out of cold start
+        unknown = {events[j].content_id for j in np.flatnonzero(event_idx < 0)}
         return UserState(str(user_id), user_idx, watched.astype(np.int64), known,
-                         len(history) + len(events), pref, lora_b, adapter_version,
+                         len(watched) + len(unknown), pref, lora_b, adapter_version,
                          tuple(signup_genres))
 
     def states(self, user_ids: IdArray | list[Any]) -> list[UserState]:

@@ -30,7 +30,7 @@ class UserState:
         user_idx: row in the pipeline's user index; -1 when it was not trained on them.
         watched: training items plus items of stored events (excluded when asked).
         event_items: items of stored events the pipeline knows, oldest first.
-        watch_count: training interactions plus stored events.
+        watch_count: distinct titles of the training history and the stored events.
         preference: ``(D,)`` unit preference vector, zeros without history.
         lora_b: ``(D, r)`` the user's LoRA adapter, None when never trained.
         adapter_version: version of that adapter.

@@ -213,6 +213,20 @@ def test_unknown_user_with_events_is_folded_in(pipe: Pipeline) -> None:
     assert (everything.idx[0] >= 0).all()
 
 
+def test_watch_count_counts_titles_once(pipe: Pipeline, data: Interactions) -> None:
+    # a known user whose training rows come back as stored events (the closed loop trains
+    # on served viewing) has watched those titles once, not twice: 3 titles stay cold
+    now = 1_700_000_000.0
+    user = data.users.ids_array[0]
+    history = pipe.items_.ids(pipe.history(0)).tolist()
+    again = [ViewingEvent(item, now - 60.0 * j, 1.0) for j, item in enumerate(history[:3])]
+    state = pipe.state(user, events=again, now=now)
+    assert state.watch_count == len(history)
+    rewatch = [ViewingEvent(999_999, now - 10, 1.0), ViewingEvent(999_999, now - 5, 1.0)]
+    assert pipe.state("stranger", events=again + rewatch, now=now).watch_count == 4
+    assert pipe.state("stranger", events=again, now=now).is_cold(5)
+
+
 def test_exclude_watched_false_returns_watched_items(pipe: Pipeline,
                                                      data: Interactions) -> None:
     states = pipe.states(_warm(pipe, data, 10))
