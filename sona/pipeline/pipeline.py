@@ -371,7 +371,7 @@ class Pipeline(CatalogItems, Recommender[PipelineConfig]):
         watched = np.union1d(history, known) if len(known) else history
         # titles, not rows: once the closed loop trains on served events a title is both a
         # training row and a stored event, and counting it twice took users out of cold start
-        unknown = {events[j].content_id for j in np.flatnonzero(event_idx < 0)}
+        unknown = {events[int(j)].content_id for j in np.flatnonzero(event_idx < 0)}
         return UserState(str(user_id), user_idx, watched.astype(np.int64), known,
                          len(watched) + len(unknown), pref, lora_b, adapter_version,
                          tuple(signup_genres))
