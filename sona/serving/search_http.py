@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -62,6 +62,7 @@ from sona.search.engine import SearchConfig, SearchEngine, load_engine, save_eng
 from sona.search.faiss_index import FaissIndexConfig
 from sona.search.ranking_store import RankingStore
 from sona.serving.asgi import parse_body, parse_query
+from sona.serving.batching import ThreadBatcher
 from sona.serving.errors import ApiError
 from sona.serving.process import REPO_ROOT
 from sona.serving.resilience import CircuitBreaker
@@ -220,12 +221,23 @@ class SearchService:
 
 
 class _LoadOnce:
-    """An encoder whose first ``encode`` (the model load) runs under a lock; then lock-free."""
+    """The service's query encoder: its first ``encode`` (the model load) runs under a lock,
+    and single new queries from concurrent requests share forward passes
+    (:class:`~sona.serving.batching.ThreadBatcher`).
 
-    def __init__(self, inner: Any) -> None:
+    A batch pads its texts to the longest, so a vector can differ from the one the query
+    gets alone by float rounding (~1e-7), never by more.
+    """
+
+    def __init__(self, inner: Any, *, max_batch: int = 16) -> None:
         self.inner = inner
         self._lock = threading.Lock()
         self._loaded = False
+        self.batcher: ThreadBatcher[str, Any] = ThreadBatcher(self._encode_batch,
+                                                              max_batch=max_batch)
+
+    def _encode_batch(self, texts: Sequence[str]) -> list[Any]:
+        return list(self.inner.encode(list(texts), use_cache=False))
 
     def encode(self, texts: list[str], *, use_cache: bool = True) -> Any:
         """``inner.encode`` (see :class:`~sona.search.engine.Encoder`)."""
@@ -234,6 +246,9 @@ class _LoadOnce:
                 out = self.inner.encode(texts, use_cache=use_cache)
                 self._loaded = True
                 return out
+        if not use_cache and isinstance(texts, list) and len(texts) == 1 \
+                and isinstance(texts[0], str):
+            return self.batcher.submit(texts[0])[None, :]
         return self.inner.encode(texts, use_cache=use_cache)
 
     def __getattr__(self, name: str) -> Any:
