@@ -142,7 +142,12 @@ def test_viewer_context_changes_the_list_and_explains_it(page: Page, console: Co
 
     # why? shows each source's normalised score times its blend weight
     p.locator("#rec-list li.rec button:has-text('why?')").first.click()
-    p.wait_for_selector("#rec-list .explain table.components")
+    # the box says "scoring..." until the score answers, then shows the table or the error
+    p.wait_for_function("() => { const b = document.querySelector('#rec-list .explain');"
+                        " return b && !b.hidden && !b.textContent.startsWith('scoring'); }")
+    shown = p.locator("#rec-list .explain").first
+    assert shown.locator("table.components").count() == 1, (
+        f"why? shows {shown.inner_text()!r}; server log:\n{console.server.log_tail()}")
     explain = p.inner_text("#rec-list .explain")
     assert "score 0." in explain or "score 1." in explain
     for source, weight in [("collaborative", "× 0.50"), ("content_based", "× 0.20"),
