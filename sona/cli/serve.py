@@ -195,7 +195,7 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="key id from `sona ke
     from sona.errors import ConfigError
     from sona.serving.audit import AuditLog
     from sona.serving.auth import KeyStore
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     cfg = _serving(config)
     url = sqlite_url(cfg.database)

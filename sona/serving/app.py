@@ -62,11 +62,11 @@ from sona.serving.resilience import CircuitBreaker, ResilienceConfig, is_databas
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, ReloadRequest
 from sona.serving.search_http import SearchServingConfig, build_search_service
 from sona.serving.search_users import SearchUserVectors
-from sona.serving.shared import SharedState
 from sona.serving.sync_http import record_signals
 from sona.serving.tokens import AuthConfig, TokenService
 from sona.serving.users import UserStore, check_role
 from sona.serving.where_to_watch import WhereToWatchService
+from sona.shared import SharedState
 from sona.sync import SyncConfig, SyncService, SyncStore
 from sona.tracing import TracingConfig
 
@@ -104,7 +104,7 @@ class ServingConfig:
     threads: int = 4
     # BentoML worker processes; 0: one per core. Each worker holds the served pipeline, the
     # search index and its caches; what one worker writes reaches the others through
-    # sona.serving.shared (per-user versions, a cross-process lock for sync, a relay of
+    # sona.shared (per-user versions, a cross-process lock for sync, a relay of
     # catalog changes, model swaps, experiment and credential changes)
     workers: int = 0
     # largest accepted request body, bytes (larger: 413 before the body is read)

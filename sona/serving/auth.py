@@ -13,7 +13,7 @@ the verifier passed to :func:`require_scope` is then the serving app's
 services, tokens are for users, :mod:`sona.serving.tokens`).
 
 Across worker processes (issue 12): a :class:`KeyStore` given the server's
-:class:`~sona.serving.shared.SharedState` bumps the shared version ``auth``
+:class:`~sona.shared.SharedState` bumps the shared version ``auth``
 (:data:`AUTH_DOMAIN`) after a revocation commits (``sona keys revoke`` opens the serving
 database's shared state for that), and every worker's
 :class:`~sona.serving.identity.Authenticator` drops what it cached once that version moved:
@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sona.db import make_engine
 from sona.serving.errors import ApiError
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 KEY_PREFIX = "sk_"
 KEY_RANDOM_CHARS = 32

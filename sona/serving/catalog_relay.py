@@ -13,7 +13,7 @@ worker's in-memory views follow it at once, through two in-process paths:
   <sona.serving.catalog_items.CatalogItemsFollower.apply>`).
 
 :class:`CatalogRelay` carries both to the other workers over the
-:class:`~sona.serving.shared.SharedState` relay, topic :data:`TOPIC`, once the change is
+:class:`~sona.shared.SharedState` relay, topic :data:`TOPIC`, once the change is
 committed: ``{"kind": "changed", "ids": [...]}`` for a store commit
 (:attr:`CatalogStore.on_commit <sona.catalog.store.CatalogStore.on_commit>`) and ``{"kind":
 "index", "upsert_ids": [...], "removed_ids": [...], "payloads": [...]}`` for an index update
@@ -42,7 +42,7 @@ from typing import Any
 
 from sona.catalog.store import CatalogStore
 from sona.ingest.pipeline import IndexUpdate, IndexUpdater
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ item; two workers resolving the same new title at once both created it.
    time among every thread of every worker, as the former in-process lock did for one
    worker's threads);
 2. under the lock it catches the resolver up: it reads the catalog topic of the relay as a
-   journal (:meth:`SharedState.messages <sona.serving.shared.SharedState.messages>`) from
+   journal (:meth:`SharedState.messages <sona.shared.SharedState.messages>`) from
    where it last read, and re-reads the items of every ``changed`` message from the
    catalog database (:func:`~sona.ingest.pipeline.refresh_resolver`: stored items are
    registered with their mappings, deleted ones forgotten);
@@ -28,7 +28,7 @@ before the lock was taken, and the resolver reflects all of them before anything
 resolved. The same code runs with one worker (the journal then holds its own commits, which
 re-reading leaves as they are, and the commits that did not go through the resolver, such
 as the start-up seeding of an empty catalog). Messages pruned before a worker read them
-(a worker that wrote nothing for :data:`~sona.serving.shared.RELAY_KEEP_S`) make it
+(a worker that wrote nothing for :data:`~sona.shared.RELAY_KEEP_S`) make it
 re-read the whole catalog once. Writes made by another program straight to the catalog
 database (``sona ingest run``) publish nothing; a restart picks them up, as before.
 """
@@ -43,7 +43,7 @@ from sona.catalog.store import CatalogStore
 from sona.ingest.pipeline import refresh_resolver
 from sona.ingest.resolution import EntityResolver
 from sona.serving.catalog_relay import TOPIC
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 log = logging.getLogger(__name__)
 

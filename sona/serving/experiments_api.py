@@ -51,7 +51,7 @@ from sona.serving.errors import ApiError
 from sona.serving.model_store import ModelStore, registry_resolver
 from sona.serving.recs_api import RankOverrides, RecsHandler, outcome
 from sona.serving.schemas import RecommendationRequest, RecommendationResponse, UserId
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 from sona.wire import INT, NOT_BLANK, Number, Timestamp
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ rate-limit bucket, once by the route's scope check), so verified credentials are
 a dict: a key for ``auth.key_cache_s`` seconds, a token until it expires.
 
 Across worker processes (issue 12), given the server's
-:class:`~sona.serving.shared.SharedState`: each cache entry remembers the shared ``auth``
+:class:`~sona.shared.SharedState`: each cache entry remembers the shared ``auth``
 version it was verified at, which every revocation bumps once committed (a key revoked with
 ``sona keys revoke``, a token family revoked by logout or refresh-token reuse in any
 worker). A hit is one read of that mapped counter; an entry older than the counter is
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sona.serving.auth import AUTH_DOMAIN, KEY_PREFIX, KeyStore, allows
-from sona.serving.shared import SharedState
 from sona.serving.tokens import TokenService
+from sona.shared import SharedState
 
 #: most credentials kept in the cache (it is emptied when full: each entry is cheap to redo)
 MAX_CACHED = 10_000

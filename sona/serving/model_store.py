@@ -10,7 +10,7 @@ comes from a resolver (the MLflow registry alias, polled) or is pinned. Between 
 items, :mod:`sona.serving.catalog_items`), and ``prepare`` gives every loaded version the
 catalog's current items before it serves.
 
-Across worker processes (issue 12): given the server's :class:`~sona.serving.shared.SharedState`,
+Across worker processes (issue 12): given the server's :class:`~sona.shared.SharedState`,
 every version a store loads on its own (start-up, ``POST /admin/reload``, a registry poll)
 is announced on the relay once it serves, with a *generation* drawn from a shared counter;
 the other workers' stores load the same version through the same path (bundle, ``prepare``,
@@ -41,7 +41,7 @@ from sona.models.base import Recommender
 from sona.pipeline import Pipeline
 from sona.serving.errors import ApiError
 from sona.serving.export_onnx import read_manifest
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from sona.profile import (
 from sona.serving.errors import ApiError
 from sona.serving.metrics import ServingMetrics
 from sona.serving.model_store import LoadedModel
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 log = logging.getLogger(__name__)
 
-#: shared-version domain of a user's profile and adapter (sona.serving.shared)
+#: shared-version domain of a user's profile and adapter (sona.shared)
 USER_DOMAIN = "user"
 
 

@@ -44,8 +44,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sona.db import make_engine
 from sona.serving.auth import AUTH_DOMAIN
 from sona.serving.errors import ApiError
-from sona.serving.shared import SharedState
 from sona.serving.users import User, UserStore
+from sona.shared import SharedState
 
 ALGORITHM = "HS256"
 _SECRET_NAME = "jwt_hs256"

@@ -11,7 +11,7 @@ Stamping and storing happen under one lock, so operations are committed in ``ser
 order and a puller never skips one that commits later with a smaller stamp.
 
 Several worker processes (BentoML ``workers``, issue 12) share one store and, through
-:class:`~sona.serving.shared.SharedState`, one lock, versions and a relay; the same code runs
+:class:`~sona.shared.SharedState`, one lock, versions and a relay; the same code runs
 with one worker. With ``shared``:
 
 - the lock is ``shared.lock("sync")`` (around the thread lock), and inside it the server
@@ -48,7 +48,7 @@ from sona.sync.store import Device, StoredOperation, SyncStore
 
 if TYPE_CHECKING:
     from sona.profile import ViewingEvent
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class SyncService:
     """Devices, operations and the fan-out of one user's edits to their other devices.
 
     Several instances over one store (one per worker process) behave as one service when
-    each gets a :class:`~sona.serving.shared.SharedState` over the same folder (see the
+    each gets a :class:`~sona.shared.SharedState` over the same folder (see the
     module docstring); without ``shared`` the instance assumes it is the store's only writer.
 
     Args:

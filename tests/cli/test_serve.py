@@ -25,9 +25,9 @@ from sona.errors import ConfigError
 from sona.serving.auth import KeyStore
 from sona.serving.identity import Authenticator
 from sona.serving.process import REPO_ROOT
-from sona.serving.shared import SharedState
 from sona.serving.tokens import AuthConfig, TokenService
 from sona.serving.users import UserStore
+from sona.shared import SharedState
 from sona.testing.serving import make_serving_data
 
 runner = CliRunner()

@@ -203,7 +203,7 @@ def test_an_item_created_on_one_worker_becomes_a_cold_item_of_the_others_pipelin
     from sona.serving.catalog_relay import CatalogRelay
     from sona.serving.export_onnx import export_model
     from sona.serving.model_store import ModelStore
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
     from sona.testing.fixtures import random_interactions
     from tests.pipeline.test_pipeline import small
 

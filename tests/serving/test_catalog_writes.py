@@ -29,7 +29,7 @@ from sona.serving.catalog_api import (
 from sona.serving.catalog_http import CatalogConfig, build_catalog_handler
 from sona.serving.catalog_relay import CatalogRelay
 from sona.serving.catalog_writes import CatalogWrites
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 SECRET = "0123456789abcdef-webhooks"
 

@@ -184,7 +184,7 @@ def test_events_and_conversions(app: SonaApp) -> None:
 def test_a_change_in_one_worker_is_applied_by_the_other_at_once(app: SonaApp) -> None:
     from sona.ab.repository import ExperimentRepository
     from sona.serving.experiments_api import ExperimentsHandler
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     # a second worker process: its own repository connection, caches and shared-state
     # instance; a TTL of an hour shows that nothing waits for it

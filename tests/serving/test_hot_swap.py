@@ -171,7 +171,7 @@ def test_admin_reload_swaps_under_load(registry: Registry, serving_data: Serving
                                        polling_server: ServerProcess) -> None:
     # a server that only swaps when told to (no polling), on the same registry; its own
     # serving database: servers on one database are one deployment (their workers follow
-    # each other's swaps through sona.serving.shared), so it would follow the polling one
+    # each other's swaps through sona.shared), so it would follow the polling one
     database = registry.work / "manual" / "sona.db"
     database.parent.mkdir(exist_ok=True)
     keys = KeyStore(sqlite_url(database))

@@ -223,7 +223,7 @@ def _worker_store(models_dir, shared, seen: list[tuple[str, bool]] | None = None
 
 
 def test_a_swap_in_one_worker_is_followed_by_the_others(bundles: Bundles, tmp_path) -> None:
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     # two worker processes: a store each over the same bundles, shared files in tmp_path
     shared_a, shared_b = SharedState(tmp_path), SharedState(tmp_path)
@@ -264,7 +264,7 @@ def test_a_swap_in_one_worker_is_followed_by_the_others(bundles: Bundles, tmp_pa
 
 def test_a_worker_that_cannot_follow_keeps_serving_and_says_so(bundles: Bundles,
                                                                tmp_path) -> None:
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     # worker b sees only v1 (a bundle it cannot load): it keeps v1, /ready shows `behind`
     b_models = tmp_path / "b-models" / MODEL_NAME

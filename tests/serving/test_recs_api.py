@@ -33,7 +33,7 @@ from sona.serving.schemas import (
     ScoreRequest,
     SimilarRequest,
 )
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 NOW = 1_700_000_000
 

@@ -365,7 +365,7 @@ def test_model_swaps_reach_every_worker_and_a_failed_follow_is_degraded(
 
     from sona.serving.model_store import MODEL_TOPIC, ModelStore
     from sona.serving.schemas import ReloadRequest
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     def wait_for(predicate: Any) -> None:
         deadline = time.monotonic() + 60.0

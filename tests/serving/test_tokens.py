@@ -183,7 +183,7 @@ def test_authenticator_caches_keys_and_sees_logout_at_once(url: str, users: User
 
 def test_a_revocation_in_one_worker_is_refused_by_the_other_at_once(url: str,
                                                                    tmp_path: Path) -> None:
-    from sona.serving.shared import SharedState
+    from sona.shared import SharedState
 
     # two worker processes: their own stores, token services and caches over one database
     shared = [SharedState(tmp_path), SharedState(tmp_path)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 from sona.sync import SyncError, SyncService, SyncStore
 from tests.sync.ops import Clock, op
 

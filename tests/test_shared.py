@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sona.serving.shared import SharedState
+from sona.shared import SharedState
 
 
 @pytest.fixture()
