@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import bentoml
 from bentoml._internal.server.http import traffic as _bentoml_traffic
@@ -233,38 +233,34 @@ class Sona:
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Hybrid search (keyword + vector, personalised)")
     async def search(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
+        return await self._search(ctx, "search", "hybrid", body, lambda h: h.search(body))
+
+    async def _search(self, ctx: bentoml.Context, name: str,
+                      mode: Literal["hybrid", "keyword", "vector"], body: SearchRequest,
+                      call: Callable[[Any], Any]) -> Any:
         # ``async`` like the read endpoints above: a search whose query vector is cached is
         # ~1 ms of GIL-bound work and runs on the event loop; one that needs the encoder
         # (a new query), a user's profile or waits on an index update goes to a thread
         service = self.app.search
 
         def run() -> Any:
-            return self._reply(ctx, "search", lambda: service.handler.search(body))
-        return run() if service.runs_inline(body, "hybrid") else \
+            return self._reply(ctx, name, lambda: call(service.handler))
+        return run() if service.runs_inline(body, mode) else \
             await service.offload(run, CONFIG.threads)
 
     @bentoml.api(route="/api/v1/search/vector")
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Vector-only search (debug/eval)")
     async def search_vector(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
-        service = self.app.search
-
-        def run() -> Any:
-            return self._reply(ctx, "search_vector", lambda: service.handler.search_vector(body))
-        return run() if service.runs_inline(body, "vector") else \
-            await service.offload(run, CONFIG.threads)
+        return await self._search(ctx, "search_vector", "vector", body,
+                                  lambda h: h.search_vector(body))
 
     @bentoml.api(route="/api/v1/search/keyword")
     @declare(response=SearchResponse, errors=(404, 503), tag="search",
              summary="Keyword-only search (debug/eval)")
     async def search_keyword(self, body: SearchRequest, /, ctx: bentoml.Context) -> dict:
-        service = self.app.search
-
-        def run() -> Any:
-            return self._reply(ctx, "search_keyword",
-                               lambda: service.handler.search_keyword(body))
-        return run() if service.runs_inline(body, "keyword") else \
-            await service.offload(run, CONFIG.threads)
+        return await self._search(ctx, "search_keyword", "keyword", body,
+                                  lambda h: h.search_keyword(body))
 
     @bentoml.api(route="/api/v1/search/click")
     @declare(errors=(404,), tag="search", summary="Log a click on a search result",

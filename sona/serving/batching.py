@@ -25,6 +25,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _max_batch(max_batch: int) -> int:
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    return max_batch
+
+
 class MicroBatcher(Generic[T, R]):
     """Runs queued items in batches of at most ``max_batch`` through ``run``.
 
@@ -35,10 +41,8 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(self, run: Callable[[Sequence[T]], Sequence[R | Exception]], *,
                  max_batch: int = 32) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.run = run
-        self.max_batch = max_batch
+        self.max_batch = _max_batch(max_batch)
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._draining = False
 
@@ -103,10 +107,8 @@ class ThreadBatcher(Generic[T, R]):
 
     def __init__(self, run: Callable[[Sequence[T]], Sequence[R | Exception]], *,
                  max_batch: int = 16) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.run = run
-        self.max_batch = max_batch
+        self.max_batch = _max_batch(max_batch)
         self._lock = threading.Lock()
         self._queue: list[_Slot[T, R]] = []
         self._running = False
